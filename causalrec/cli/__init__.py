@@ -1,0 +1,36 @@
+"""The ``causalrec`` command line: a thin layer over the Python API.
+
+Each command group lives in its own module of this package and exposes ``register(app)``; this file only
+wires them, so adding a command never touches another command's code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import typer
+
+app = typer.Typer(
+    name="causalrec",
+    help="What recommender models cause, not only what they predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules of causalrec.cli that define ``register(app)``; one per command group.
+COMMAND_MODULES = ("demo", "evaluate")
+
+
+@app.callback()
+def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"{__name__}.{_name}").register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,106 @@
+"""Evidence for trusting an off-policy estimate, computed from the importance weights and the logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from causalrec._results import ResultMixin
+
+# A weight distribution whose effective sample size falls below this share of n is dominated by a few rounds.
+MIN_ESS_SHARE = 0.01
+MIN_POSITIVE_REWARDS = 10
+
+
+@dataclass(frozen=True)
+class WeightDiagnostics(ResultMixin):
+    """Diagnostics of one target policy on one set of logs.
+
+    ``ess`` is Kish's effective sample size ``(sum w)^2 / sum w^2``; ``mean_weight`` should be 1 when the
+    pscores are right and the target is a distribution (its interval excluding 1 hints at wrong pscores or a
+    target that puts mass where the logs have none); ``unsupported_mass`` is the share of the target's mass on
+    (action, slot) pairs that never occur in the logs; ``n_positive_rewards`` counts the outcomes behind the
+    estimate.
+    """
+
+    n_rounds: int
+    ess: float
+    ess_share: float
+    max_weight: float
+    mean_weight: float
+    mean_weight_ci: tuple[float, float]
+    weight_quantiles: dict[str, float]
+    unsupported_mass: float
+    n_positive_rewards: int
+    reliable: bool
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = {
+            "n_rounds": self.n_rounds,
+            "ess": self.ess,
+            "ess_share": self.ess_share,
+            "max_weight": self.max_weight,
+            "mean_weight": self.mean_weight,
+            "mean_weight_ci_low": self.mean_weight_ci[0],
+            "mean_weight_ci_high": self.mean_weight_ci[1],
+            **{f"weight_{k}": v for k, v in self.weight_quantiles.items()},
+            "unsupported_mass": self.unsupported_mass,
+            "n_positive_rewards": self.n_positive_rewards,
+            "reliable": self.reliable,
+        }
+        return pd.DataFrame({"diagnostic": list(rows), "value": list(rows.values())})
+
+    def summary(self) -> str:
+        lines = [super().summary()]
+        lines += [f"WARNING: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def weight_diagnostics(
+    weight: np.ndarray, reward: np.ndarray, unsupported_mass: float, alpha: float = 0.05
+) -> WeightDiagnostics:
+    n = len(weight)
+    total, squares = weight.sum(), np.square(weight).sum()
+    ess = float(total**2 / squares) if squares > 0 else 0.0
+    mean_weight = float(weight.mean())
+    half_width = stats.norm.ppf(1 - alpha / 2) * weight.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
+    quantiles = dict(zip(("q50", "q90", "q99"), np.quantile(weight, [0.5, 0.9, 0.99]).tolist(), strict=True))
+    n_positive = int((reward > 0).sum())
+    messages = []
+    if ess < MIN_ESS_SHARE * n:
+        messages.append(
+            f"effective sample size is {ess:.1f} of {n} rounds ({ess / n:.2%}): a few rounds carry the estimate"
+        )
+    if unsupported_mass > 1e-9:
+        messages.append(
+            f"{unsupported_mass:.1%} of the target policy's mass is on (action, position) pairs absent from the "
+            "logs: importance-weighting estimators cannot see them and are biased"
+        )
+    if not (mean_weight - half_width <= 1 <= mean_weight + half_width):
+        messages.append(
+            f"mean importance weight {mean_weight:.3f} differs from 1 beyond sampling error: check the pscores "
+            "and that the target is defined for the logged rounds"
+        )
+    weighted_positive = float(np.sum(weight[reward > 0] > 0))
+    if weighted_positive < MIN_POSITIVE_REWARDS:
+        messages.append(
+            f"only {weighted_positive:.0f} positive rewards receive non-zero weight: the estimate rests on very "
+            "few outcomes"
+        )
+    return WeightDiagnostics(
+        n_rounds=n,
+        ess=ess,
+        ess_share=ess / n,
+        max_weight=float(weight.max()),
+        mean_weight=mean_weight,
+        mean_weight_ci=(float(mean_weight - half_width), float(mean_weight + half_width)),
+        weight_quantiles=quantiles,
+        unsupported_mass=float(unsupported_mass),
+        n_positive_rewards=n_positive,
+        reliable=not messages,
+        warnings=tuple(messages),
+    )
