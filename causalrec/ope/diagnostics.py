@@ -13,6 +13,9 @@ from causalrec._results import ResultMixin
 # A weight distribution whose effective sample size falls below this share of n is dominated by a few rounds.
 MIN_ESS_SHARE = 0.01
 MIN_POSITIVE_REWARDS = 10
+# The mean-weight check warns at this level, not at the user's alpha: at 5% it would cry wolf on every 20th
+# correct evaluation.
+MEAN_WEIGHT_WARNING_LEVEL = 0.001
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,9 @@ def weight_diagnostics(
     total, squares = weight.sum(), np.square(weight).sum()
     ess = float(total**2 / squares) if squares > 0 else 0.0
     mean_weight = float(weight.mean())
-    half_width = stats.norm.ppf(1 - alpha / 2) * weight.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
+    standard_error = weight.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
+    half_width = stats.norm.ppf(1 - alpha / 2) * standard_error
+    warning_half_width = stats.norm.ppf(1 - MEAN_WEIGHT_WARNING_LEVEL / 2) * standard_error
     quantiles = dict(zip(("q50", "q90", "q99"), np.quantile(weight, [0.5, 0.9, 0.99]).tolist(), strict=True))
     n_positive = int((reward > 0).sum())
     messages = []
@@ -80,9 +85,9 @@ def weight_diagnostics(
             f"{unsupported_mass:.1%} of the target policy's mass is on (action, position) pairs absent from the "
             "logs: importance-weighting estimators cannot see them and are biased"
         )
-    if not (mean_weight - half_width <= 1 <= mean_weight + half_width):
+    if abs(mean_weight - 1) > warning_half_width:
         messages.append(
-            f"mean importance weight {mean_weight:.3f} differs from 1 beyond sampling error: check the pscores "
+            f"mean importance weight {mean_weight:.3f} differs from 1 beyond sampling error (99.9% level): check the pscores "
             "and that the target is defined for the logged rounds"
         )
     weighted_positive = float(np.sum(weight[reward > 0] > 0))

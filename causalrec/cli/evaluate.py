@@ -1,0 +1,63 @@
+"""``causalrec evaluate``: off-policy evaluation of a target policy on logs (files or a built-in data set)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from causalrec.cli._common import console, fail, parse_list, write_json
+from causalrec.exceptions import ValidationError
+
+
+def evaluate(
+    logs: Path | None = typer.Option(
+        None, help="Parquet logs: columns action, reward, position, pscore; every other column is context."
+    ),
+    target: Path | None = typer.Option(
+        None, help="Parquet target policy in long format: round, action, position, prob (round = row of LOGS)."
+    ),
+    dataset: str | None = typer.Option(None, help="Built-in data set instead of files: 'obd'."),
+    campaign: str = typer.Option("all", help="Open Bandit campaign: all, men or women."),
+    behavior: str = typer.Option("random", help="Open Bandit logging policy whose logs are used: random or bts."),
+    evaluation: str = typer.Option("bts", help="Open Bandit policy to evaluate: bts or random."),
+    estimators: str = typer.Option("ips,snips,dm,dr", help="Comma-separated estimator names."),
+    ci: str = typer.Option("analytic", help="Interval method."),
+    alpha: float = typer.Option(0.05, help="1 - confidence level of the intervals."),
+    seed: int = typer.Option(0, help="Seed of the reward model's folds and fits."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON to this file."),
+) -> None:
+    """Estimate the value of a target policy from logged feedback, with intervals and diagnostics."""
+    from causalrec.data.feedback import LoggedFeedback
+    from causalrec.ope import evaluate_policy
+
+    try:
+        if dataset is not None:
+            if dataset.lower() != "obd":
+                raise fail(f"unknown --dataset {dataset!r}; available: obd")
+            from causalrec.ope.open_bandit import evaluate_open_bandit
+
+            outcome = evaluate_open_bandit(
+                campaign=campaign, behavior=behavior, evaluation=evaluation,
+                estimators=parse_list(estimators), alpha=alpha, random_state=seed,
+            )
+            result, payload = outcome.result, outcome.to_dict()
+            payload.update(result.to_dict())
+        else:
+            if logs is None or target is None:
+                raise fail("give --logs and --target, or --dataset")
+            feedback = LoggedFeedback.from_parquet(logs)
+            target_frame = pd.read_parquet(target)
+            result = evaluate_policy(
+                feedback, target_frame, estimators=parse_list(estimators), ci=ci, alpha=alpha, random_state=seed
+            )
+            payload = result.to_dict()
+    except ValidationError as error:
+        raise fail(str(error)) from error
+    console.print(result.summary())
+    write_json(json_out, payload)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)

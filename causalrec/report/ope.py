@@ -1,0 +1,54 @@
+"""Report section for off-policy evaluations checked against a known truth."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from causalrec.report.builder import Section
+
+
+def ope_truth_section(evaluations: Sequence, title: str = "Off-policy evaluation against the on-policy truth") -> Section:
+    """Table and forest plot of estimates with intervals beside the truth, one panel per evaluation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    section = Section(title)
+    frames = [evaluation.to_frame() for evaluation in evaluations]
+    table = pd.concat(frames, ignore_index=True)
+    section.tables.append(("Estimates, intervals and relative error", table))
+    section.text.append(
+        "Each panel evaluates one policy from the other policy's logs. The dashed line is the evaluated policy's "
+        "on-policy click rate, itself estimated from its own logs (grey band: its 95% interval). DM has no "
+        "interval: its error is reward-model bias, which sampling variance does not reveal."
+    )
+    for evaluation in evaluations:
+        for message in evaluation.result.diagnostics.warnings:
+            section.warnings.append(f"{evaluation.label}: {message}")
+    section.data["evaluations"] = [evaluation.to_dict() for evaluation in evaluations]
+
+    figure, axes = plt.subplots(1, len(evaluations), figsize=(4.2 * len(evaluations), 3.4), squeeze=False)
+    for axis, evaluation, frame in zip(axes[0], evaluations, frames, strict=True):
+        positions = np.arange(len(frame))
+        has_interval = frame["ci_low"].notna().to_numpy()
+        lower = (frame["value"] - frame["ci_low"]).to_numpy()
+        upper = (frame["ci_high"] - frame["value"]).to_numpy()
+        axis.errorbar(
+            frame["value"][has_interval], positions[has_interval],
+            xerr=np.vstack([lower[has_interval], upper[has_interval]]), fmt="o", capsize=3, label="estimate, 95% CI",
+        )
+        axis.plot(frame["value"][~has_interval], positions[~has_interval], "s", color="tab:orange", label="no interval")
+        axis.axvline(evaluation.truth, linestyle="--", color="black", label="on-policy truth")
+        axis.axvspan(evaluation.truth - 1.96 * evaluation.truth_se, evaluation.truth + 1.96 * evaluation.truth_se,
+                     color="grey", alpha=0.2)
+        axis.set_yticks(positions, frame["estimator"])
+        axis.set_title(evaluation.label, fontsize=10)
+        axis.set_xlabel("click rate")
+    axes[0][0].legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    section.add_figure("Estimated policy value with 95% intervals against the on-policy truth", figure)
+    return section

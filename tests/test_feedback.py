@@ -1,0 +1,171 @@
+"""The LoggedFeedback contract: validation messages, round trips, immutability, no mutation of inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from causalrec import LoggedFeedback, ValidationError
+
+
+def _arrays(n: int = 6) -> dict:
+    rng = np.random.default_rng(0)
+    return dict(
+        action=np.array([0, 1, 2, 1, 0, 2][:n]),
+        reward=np.array([1.0, 0.0, 0.0, 1.0, 0.0, 1.0][:n]),
+        position=np.array([0, 1, 0, 1, 0, 1][:n]),
+        pscore=np.full(n, 0.25),
+        context=rng.normal(size=(n, 2)),
+        n_actions=3,
+    )
+
+
+BAD_INPUTS = [
+    # (changes, field, fragment of the expectation, fragment of what was found, first bad row)
+    ({"reward": np.ones(5)}, "reward", "length n_rounds = 6", "length 5", None),
+    ({"action": np.array([0, 1, 3, 1, 0, 2])}, "action", "[0, n_actions) = [0, 3)", "found 3", 2),
+    ({"action": np.array([0, 1, -1, 1, 0, 2])}, "action", "non-negative", "found -1", 2),
+    ({"action": np.array([0, 1, 1.5, 1, 0, 2])}, "action", "integer-valued", "1.5", 2),
+    ({"reward": np.array([1.0, np.nan, 0, 0, 0, 0])}, "reward", "finite", "nan", 1),
+    ({"reward": np.array([1.0, 0, np.inf, 0, 0, 0])}, "reward", "finite", "inf", 2),
+    ({"reward": np.array(["1", "0", "yes", "0", "1", "0"], dtype=object)}, "reward", "numeric", "'yes'", 2),
+    ({"pscore": np.array([0.2, 0.2, 0.2, 0.0, 0.2, 0.2])}, "pscore", "(0, 1]", "0.0", 3),
+    ({"pscore": np.array([0.2, 1.5, 0.2, 0.2, 0.2, 0.2])}, "pscore", "(0, 1]", "1.5", 1),
+    ({"pscore": np.array([0.2, 0.2, 0.2, 0.2, np.nan, 0.2])}, "pscore", "pscore=None if it is unknown", "NaN", 4),
+    ({"position": np.array([0, 1, 0, -2, 0, 1])}, "position", "non-negative slot", "-2", 3),
+    ({"position": np.array([0, 1, 0, 2, 0, 1]), "n_positions": 2}, "position", "[0, n_positions) = [0, 2)", "2", 3),
+    ({"context": np.ones((5, 2))}, "context", "6 rows", "5 rows", None),
+    ({"context": np.array([[0, 0], [0, 0], [0, np.nan], [0, 0], [0, 0], [0, 0.0]])}, "context", "finite", "nan", 2),
+    ({"context_names": ("a",)}, "context_names", "2 names", "1", None),
+    ({"action_context": np.ones((2, 4))}, "action_context", "one row per action (3 rows)", "2 rows", None),
+    ({"n_actions": 0}, "n_actions", "a positive integer", "0", None),
+    ({"action": np.array([], dtype=int), "reward": np.array([])}, "action", "non-empty", "0 rows", None),
+    ({"user_id": np.arange(4)}, "user_id", "length n_rounds = 6", "shape (4,)", None),
+]
+
+
+@pytest.mark.parametrize(("changes", "field", "expected", "found", "row"), BAD_INPUTS)
+def test_validation_errors_name_field_expectation_finding_and_row(changes, field, expected, found, row):
+    values = _arrays()
+    values.update(changes)
+    if field == "action" and "0 rows" in found:
+        values.update(pscore=None, context=None, position=None)
+    with pytest.raises(ValidationError) as info:
+        LoggedFeedback(**values)
+    message = str(info.value)
+    assert info.value.field == field
+    assert f"field '{field}'" in message
+    assert expected in message
+    assert found in message
+    if row is None:
+        assert "first offending row" not in message
+    else:
+        assert f"first offending row: {row}" in message
+        assert info.value.row == row
+
+
+def test_missing_dataframe_columns_are_all_listed():
+    frame = pd.DataFrame({"item": [0, 1], "click": [1, 0]})
+    with pytest.raises(ValidationError) as info:
+        LoggedFeedback.from_dataframe(frame, action="action", reward="click", context=["age"])
+    assert "action='action'" in str(info.value)
+    assert "context column 'age'" in str(info.value)
+
+
+def test_inputs_are_not_mutated_and_stored_arrays_are_read_only():
+    values = _arrays()
+    originals = {k: np.array(v, copy=True) for k, v in values.items() if isinstance(v, np.ndarray)}
+    feedback = LoggedFeedback(**values)
+    values["action"][0] = 2  # the caller keeps ownership of its arrays
+    assert feedback.action[0] == 0
+    for name, original in originals.items():
+        if name != "action":
+            np.testing.assert_array_equal(values[name], original)
+    with pytest.raises(ValueError, match="read-only"):
+        feedback.reward[0] = 5.0
+    with pytest.raises(AttributeError):
+        feedback.reward = np.zeros(6)
+    with pytest.raises(TypeError):
+        feedback.metadata["x"] = 1
+
+
+def test_defaults_and_inference():
+    feedback = LoggedFeedback(action=[3, 1], reward=[0, 1])
+    assert feedback.n_actions == 4
+    assert feedback.n_positions == 1
+    np.testing.assert_array_equal(feedback.position, [0, 0])
+    assert feedback.pscore is None
+    assert feedback.context.shape == (2, 0)
+    assert feedback.reward.dtype == np.float64
+    # Boolean rewards and float-coded integer actions are accepted.
+    assert LoggedFeedback(action=[0.0, 2.0], reward=[True, False]).reward.tolist() == [1.0, 0.0]
+
+
+def test_dataframe_round_trip_preserves_everything():
+    values = _arrays()
+    feedback = LoggedFeedback(**values, user_id=np.arange(6), context_names=("age", "income"))
+    frame = feedback.to_dataframe()
+    assert list(frame.columns) == ["action", "reward", "position", "pscore", "user_id", "age", "income"]
+    frame_copy = frame.copy()
+    back = LoggedFeedback.from_dataframe(
+        frame, pscore="pscore", position="position", user_id="user_id", context=["age", "income"], n_actions=3
+    )
+    pd.testing.assert_frame_equal(frame, frame_copy)  # from_dataframe did not touch the caller's frame
+    for name in ("action", "reward", "position", "pscore", "context", "user_id"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(feedback, name))
+    assert back.context_names == ("age", "income")
+
+
+def test_parquet_round_trip_restores_roles_and_catalogue(tmp_path):
+    values = _arrays()
+    values["n_actions"] = 10  # more items than the logs show: must survive the round trip
+    feedback = LoggedFeedback(**values, action_context=np.arange(20.0).reshape(10, 2), metadata={"source": "t"})
+    path = feedback.to_parquet(tmp_path / "logs.parquet")
+    assert not list(tmp_path.glob(".*tmp"))  # atomic write leaves no temporary file behind
+    back = LoggedFeedback.from_parquet(path)
+    assert back.n_actions == 10
+    assert back.n_positions == feedback.n_positions
+    np.testing.assert_array_equal(back.action_context, feedback.action_context)
+    for name in ("action", "reward", "position", "pscore", "context"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(feedback, name))
+    assert back.metadata["source"] == "t"
+
+
+def test_parquet_without_causalrec_metadata_uses_column_conventions(tmp_path):
+    frame = pd.DataFrame(
+        {"action": [0, 1, 1], "reward": [1.0, 0.0, 1.0], "position": [0, 0, 1], "pscore": [0.5, 0.5, 0.5],
+         "f1": [0.1, 0.2, 0.3]}
+    )
+    frame.to_parquet(tmp_path / "plain.parquet")
+    feedback = LoggedFeedback.from_parquet(tmp_path / "plain.parquet")
+    assert feedback.context_names == ("f1",)
+    np.testing.assert_array_equal(feedback.pscore, [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(feedback.position, [0, 0, 1])
+
+
+def test_obp_dict_round_trip():
+    values = _arrays()
+    feedback = LoggedFeedback(**values, action_context=np.eye(3))
+    bandit_feedback = feedback.to_obp_dict()
+    assert bandit_feedback["n_rounds"] == 6 and bandit_feedback["n_actions"] == 3
+    bandit_feedback["reward"][0] = 99.0  # a writable copy: the feedback object is unaffected
+    assert feedback.reward[0] == 1.0
+    bandit_feedback["reward"][0] = 1.0
+    back = LoggedFeedback.from_obp_dict(bandit_feedback)
+    for name in ("action", "reward", "position", "pscore", "context", "action_context"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(feedback, name))
+    bandit_feedback["n_rounds"] = 7
+    with pytest.raises(ValidationError, match="field 'n_rounds'"):
+        LoggedFeedback.from_obp_dict(bandit_feedback)
+
+
+def test_take_and_with_pscore_derive_new_objects():
+    feedback = LoggedFeedback(**_arrays())
+    subset = feedback.take([5, 0, 0])
+    np.testing.assert_array_equal(subset.action, [2, 0, 0])
+    np.testing.assert_array_equal(subset.context[1], feedback.context[0])
+    estimated = feedback.with_pscore(np.full(6, 0.5), source="logistic")
+    assert estimated.metadata["pscore_source"] == "logistic"
+    assert feedback.pscore[0] == 0.25
+    assert estimated.pscore[0] == 0.5

@@ -1,0 +1,150 @@
+"""The minimal OPE core: closed-form estimates, cross-fitting, intervals, diagnostics and bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from causalrec import CausalrecWarning, LoggedFeedback, ValidationError, evaluate_policy, policy, simulate
+
+
+class ActionValueModel(BaseEstimator, RegressorMixin):
+    """Predicts a fixed value per action, read from the one-hot action block of the design matrix."""
+
+    def __init__(self, values=(0.2, 0.5, 0.9), context_dim=1):
+        self.values = values
+        self.context_dim = context_dim
+
+    def fit(self, features, reward):
+        self.fitted_ = True
+        return self
+
+    def predict(self, features):
+        block = features[:, self.context_dim : self.context_dim + len(self.values)]
+        return np.asarray(block @ np.asarray(self.values)).ravel()
+
+
+@pytest.fixture
+def small():
+    feedback = LoggedFeedback(
+        action=[0, 1, 2, 1, 0, 2], reward=[1, 0, 1, 1, 0, 0], pscore=[0.5, 0.25, 0.25, 0.25, 0.5, 0.25],
+        context=np.zeros((6, 1)), n_actions=3,
+    )
+    target = np.array([[0.2, 0.3, 0.5]] * 3 + [[0.6, 0.2, 0.2]] * 3)
+    return feedback, target
+
+
+def test_estimates_match_closed_forms(small):
+    feedback, target = small
+    result = evaluate_policy(feedback, target, reward_model=ActionValueModel(), n_folds=2, random_state=0)
+    action, reward, pscore = feedback.action, feedback.reward, feedback.pscore
+    weight = target[np.arange(6), action] / pscore
+    values = np.array([0.2, 0.5, 0.9])
+    q_logged = values[action]
+    q_target = target @ values
+    assert result["ips"].value == pytest.approx(np.mean(weight * reward), rel=1e-12)
+    assert result["snips"].value == pytest.approx(np.sum(weight * reward) / np.sum(weight), rel=1e-12)
+    assert result["dm"].value == pytest.approx(np.mean(q_target), rel=1e-12)
+    assert result["dr"].value == pytest.approx(np.mean(q_target + weight * (reward - q_logged)), rel=1e-12)
+    # Analytic standard errors: sd of the influence terms over sqrt(n).
+    assert result["ips"].se == pytest.approx(np.std(weight * reward, ddof=1) / np.sqrt(6), rel=1e-12)
+    snips = result["snips"].value
+    influence = snips + weight * (reward - snips) / weight.mean()
+    assert result["snips"].se == pytest.approx(np.std(influence, ddof=1) / np.sqrt(6), rel=1e-12)
+    assert np.isnan(result["dm"].se) and "no interval" in result["dm"].note
+
+
+def test_result_objects_print_and_serialise(small):
+    feedback, target = small
+    result = evaluate_policy(feedback, target, reward_model=ActionValueModel(), n_folds=2, random_state=0)
+    payload = result.to_dict()
+    assert payload["n_rounds"] == 6
+    assert {e["estimator"] for e in payload["estimates"]} == {"ips", "snips", "dm", "dr"}
+    assert {"ess", "max_weight", "mean_weight", "warnings"} <= set(payload["diagnostics"])
+    assert payload["estimates"][2]["se"] is None  # DM: NaN becomes JSON null
+    assert list(result.to_frame().columns[:5]) == ["estimator", "value", "se", "ci_low", "ci_high"]
+    assert "dr" in result.summary()
+
+
+def test_cross_fitting_never_predicts_a_round_with_a_model_that_saw_it():
+    class Memoriser(BaseEstimator, RegressorMixin):
+        def fit(self, features, reward):
+            self.seen_ = {tuple(row) for row in features.toarray().round(12)}
+            return self
+
+        def predict(self, features):
+            return np.array([1.0 if tuple(r) in self.seen_ else 0.0 for r in features.toarray().round(12)])
+
+    feedback = LoggedFeedback(
+        action=np.zeros(30, int), reward=np.r_[np.ones(15), np.zeros(15)], pscore=np.ones(30),
+        context=np.random.default_rng(0).normal(size=(30, 2)), n_actions=1,
+    )
+    target = np.ones((30, 1))
+    result = evaluate_policy(feedback, target, estimators=["dm"], reward_model=Memoriser(), n_folds=3)
+    assert result["dm"].value == 0.0  # every prediction came from a model that had not seen the round
+
+
+def test_single_class_folds_fall_back_to_the_training_mean():
+    world = simulate.make_world(n_users=50, n_items=5, n_positions=1, random_state=0)
+    logs = world.sample_logs(300, random_state=0)
+    reward = np.zeros(300)
+    reward[7] = 1.0  # one click: every training split but one is single-class
+    logs = LoggedFeedback(
+        action=logs.action, reward=reward, pscore=logs.pscore, context=logs.context, n_actions=logs.n_actions
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        result = evaluate_policy(logs, policy.uniform_random(300, 5), n_folds=3, random_state=0)
+    assert result.metadata["constant_reward_folds"] >= 1
+    assert all(np.isfinite(e.value) for e in result.estimates)
+
+
+def test_low_effective_sample_size_warns_before_the_estimate():
+    world = simulate.make_world(n_users=200, n_items=30, n_positions=1, logging_epsilon=0.01, random_state=1)
+    logs = world.sample_logs(3000, random_state=0)
+    target = policy.greedy_top_k(-world.logging_scores[logs.user_id], 1)  # what the logger almost never shows
+    with pytest.warns(CausalrecWarning, match="effective sample size"):
+        result = evaluate_policy(logs, target, estimators=["ips"])
+    assert not result.diagnostics.reliable
+    weight = target.prob_of(logs.action, logs.position) / logs.pscore
+    assert result.diagnostics.ess == pytest.approx(weight.sum() ** 2 / (weight**2).sum())
+
+
+def test_unsupported_target_mass_is_measured_and_reported():
+    feedback = LoggedFeedback(action=[0, 1, 0, 1], reward=[1, 0, 0, 1], pscore=[0.5] * 4, n_actions=3)
+    target = np.array([[0.5, 0.25, 0.25]] * 4)  # action 2 never appears in the logs
+    with pytest.warns(CausalrecWarning, match="absent from the logs"):
+        result = evaluate_policy(feedback, target, estimators=["ips"])
+    assert result.diagnostics.unsupported_mass == pytest.approx(0.25)
+
+
+def test_bad_input_gets_clear_errors(small):
+    feedback, target = small
+    with pytest.raises(ValidationError, match="field 'pscore'"):
+        evaluate_policy(feedback.with_pscore(None), target)
+    with pytest.raises(ValidationError, match="6 logged rounds"):
+        evaluate_policy(feedback, target[:5])
+    with pytest.raises(ValidationError, match="summing to 1"):
+        evaluate_policy(feedback, target * 0.9)
+    with pytest.raises(ValidationError, match="field 'estimators'"):
+        evaluate_policy(feedback, target, estimators=["magic"])
+
+
+@pytest.mark.slow
+def test_analytic_intervals_cover_the_truth_at_the_nominal_rate():
+    world = simulate.make_world(n_users=200, n_items=10, n_positions=2, random_state=11)
+    make = lambda s: policy.softmax(s, 1.0, 2)  # noqa: E731
+    truth = world.policy_value(make(world.relevance))
+    covered = {"ips": 0, "snips": 0}
+    replications = 300
+    for seed in range(replications):
+        logs = world.sample_logs(2000, random_state=seed)
+        result = evaluate_policy(logs, make(world.relevance[logs.user_id]), estimators=["ips", "snips"])
+        for name in covered:
+            covered[name] += result[name].ci_low <= truth <= result[name].ci_high
+    for name, count in covered.items():
+        # 95% nominal; 300 replications have a binomial sd of 1.3 points: accept 90-99%.
+        assert 0.90 <= count / replications <= 0.99, (name, count)

@@ -1,0 +1,105 @@
+"""Action distributions and the policies built from scores, checked against dense closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from causalrec import ValidationError, policy
+
+
+@pytest.fixture
+def scores():
+    return np.random.default_rng(3).normal(size=(7, 5))
+
+
+def test_greedy_top_k_fills_slots_in_score_order_with_deterministic_ties():
+    dist = policy.greedy_top_k(np.array([[1.0, 3.0, 3.0, 0.0]]), n_positions=3)
+    dense = dist.to_dense()
+    # Items 1 and 2 tie: the lower index takes the first slot.
+    assert dense[0, 1, 0] == 1 and dense[0, 2, 1] == 1 and dense[0, 0, 2] == 1
+    assert dense.sum() == 3
+
+
+def test_softmax_matches_closed_form(scores):
+    dense = policy.softmax(scores, temperature=0.7, n_positions=2).to_dense()
+    expected = np.exp(scores / 0.7) / np.exp(scores / 0.7).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(dense[:, :, 0], expected)
+    np.testing.assert_allclose(dense[:, :, 1], expected)
+
+
+def test_epsilon_greedy_is_the_mixture(scores):
+    dist = policy.epsilon_greedy(scores, epsilon=0.2, n_positions=2)
+    greedy = policy.greedy_top_k(scores, 2).to_dense()
+    np.testing.assert_allclose(dist.to_dense(), 0.8 * greedy + 0.2 / scores.shape[1])
+    np.testing.assert_allclose(dist.to_dense().sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: policy.greedy_top_k(s, 2),
+        lambda s: policy.softmax(s, 2.0, 2),
+        lambda s: policy.epsilon_greedy(s, 0.3, 2),
+        lambda s: policy.uniform_random(s.shape[0], s.shape[1], 2),
+    ],
+)
+def test_prob_of_support_and_take_agree_with_dense(make, scores):
+    dist = make(scores)
+    dense = dist.to_dense()
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 5, 7)
+    positions = rng.integers(0, 2, 7)
+    np.testing.assert_allclose(dist.prob_of(actions, positions), dense[np.arange(7), actions, positions])
+    rounds, items, probs = dist.support(positions)
+    rebuilt = np.zeros((7, 5))
+    np.add.at(rebuilt, (rounds, items), probs)
+    np.testing.assert_allclose(rebuilt, dense[np.arange(7), :, positions])
+    rows = np.array([6, 0, 0, 3])
+    np.testing.assert_allclose(dist.take(rows).to_dense(), dense[rows])
+
+
+def test_sparse_from_long_frame_and_validation():
+    frame = pd.DataFrame({"round": [0, 0, 1], "action": [0, 2, 1], "position": [0, 0, 0], "prob": [0.5, 0.5, 1.0]})
+    dist = policy.SparseDistribution.from_frame(frame, n_rounds=2, n_actions=3)
+    np.testing.assert_allclose(dist.prob_of(np.array([2, 1]), np.array([0, 0])), [0.5, 1.0])
+    bad = frame.assign(prob=[0.5, 0.4, 1.0])
+    with pytest.raises(ValidationError) as info:
+        policy.SparseDistribution.from_frame(bad, n_rounds=2, n_actions=3)
+    assert "summing to 1" in str(info.value) and "first offending row: 0" in str(info.value)
+    # A round with no entries at all has no distribution: also an error.
+    with pytest.raises(ValidationError, match="sum 0 at position 0"):
+        policy.SparseDistribution.from_frame(frame.iloc[:2], n_rounds=2, n_actions=3)
+    with pytest.raises(ValidationError, match="field 'action'"):
+        policy.SparseDistribution.from_frame(frame.assign(action=[0, 5, 1]), n_rounds=2, n_actions=3)
+    with pytest.raises(ValidationError, match="missing"):
+        policy.SparseDistribution.from_frame(frame.drop(columns="prob"), n_rounds=2, n_actions=3)
+
+
+def test_table_distribution_rejects_bad_tables():
+    with pytest.raises(ValidationError, match="summing to 1"):
+        policy.TableDistribution.constant(np.array([0.5, 0.2]), n_rounds=3)
+    with pytest.raises(ValidationError, match=r"in \[0, 1\]"):
+        policy.TableDistribution.constant(np.array([1.5, -0.5]), n_rounds=3)
+    with pytest.raises(ValidationError, match="table_index"):
+        policy.TableDistribution(np.full((1, 2, 1), 0.5), np.array([0, 1]))
+
+
+def test_policy_input_errors():
+    with pytest.raises(ValidationError, match="temperature"):
+        policy.softmax(np.zeros((2, 3)), temperature=0)
+    with pytest.raises(ValidationError, match="epsilon"):
+        policy.epsilon_greedy(np.zeros((2, 3)), epsilon=1.5)
+    with pytest.raises(ValidationError, match="finite"):
+        policy.greedy_top_k(np.array([[0.0, np.nan]]))
+    with pytest.raises(ValidationError, match="n_positions"):
+        policy.greedy_top_k(np.zeros((2, 3)), n_positions=4)
+
+
+def test_large_catalogue_top_k_stays_sparse():
+    scores = np.random.default_rng(1).normal(size=(200, 100_000)).astype(np.float32)
+    dist = policy.greedy_top_k(scores, n_positions=5)
+    assert dist.probs.size == 200 * 5  # no n x A x L array anywhere
+    best = np.argmax(scores, axis=1)
+    np.testing.assert_array_equal(dist.prob_of(best, np.zeros(200, int)), 1.0)
