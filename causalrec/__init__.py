@@ -3,11 +3,11 @@
 from causalrec import policy
 from causalrec.data import LoggedFeedback, simulate
 from causalrec.exceptions import CausalrecWarning, ValidationError
-from causalrec.ope import EvaluationResult, evaluate_policy
+from causalrec.ope import EvaluationResult, compare_policies, evaluate_policy
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CausalrecWarning", "EvaluationResult", "LoggedFeedback", "ValidationError", "evaluate_policy", "policy",
+    "CausalrecWarning", "EvaluationResult", "compare_policies", "LoggedFeedback", "ValidationError", "evaluate_policy", "policy",
     "simulate",
 ]

@@ -62,9 +62,10 @@ def test_result_objects_print_and_serialise(small):
     result = evaluate_policy(feedback, target, reward_model=ActionValueModel(), n_folds=2, random_state=0)
     payload = result.to_dict()
     assert payload["n_rounds"] == 6
-    assert {e["estimator"] for e in payload["estimates"]} == {"ips", "snips", "dm", "dr"}
+    assert {e["estimator"] for e in payload["estimates"]} == {"auto", "ips", "snips", "dm", "dr"}
     assert {"ess", "max_weight", "mean_weight", "warnings"} <= set(payload["diagnostics"])
-    assert payload["estimates"][2]["se"] is None  # DM: NaN becomes JSON null
+    dm = next(e for e in payload["estimates"] if e["estimator"] == "dm")
+    assert dm["se"] is None and dm["ci_low"] is None  # DM: no interval; NaN becomes JSON null
     assert list(result.to_frame().columns[:5]) == ["estimator", "value", "se", "ci_low", "ci_high"]
     assert "dr" in result.summary()
 

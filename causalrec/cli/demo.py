@@ -16,7 +16,7 @@ from causalrec.exceptions import CausalrecWarning, ValidationError
 def demo(
     out: Path = typer.Option(Path("reports/demo"), help="Folder for report.html and report.json."),
     campaigns: str = typer.Option("all", help="Comma-separated Open Bandit campaigns: all, men, women."),
-    estimators: str = typer.Option("ips,snips,dm,dr", help="Comma-separated estimator names."),
+    estimators: str = typer.Option("auto,ips,snips,dm,dr", help="Comma-separated estimator names."),
     bts_source: str = typer.Option("logs", help="BTS target distribution: 'logs' (time-indexed) or 'prior'."),
     seed: int = typer.Option(0, help="Seed of the reward model's folds and fits."),
 ) -> None:

@@ -22,7 +22,9 @@ def evaluate(
     campaign: str = typer.Option("all", help="Open Bandit campaign: all, men or women."),
     behavior: str = typer.Option("random", help="Open Bandit logging policy whose logs are used: random or bts."),
     evaluation: str = typer.Option("bts", help="Open Bandit policy to evaluate: bts or random."),
-    estimators: str = typer.Option("ips,snips,dm,dr", help="Comma-separated estimator names."),
+    estimators: str = typer.Option(
+        "auto,ips,snips,dm,dr", help="Comma-separated names: auto, ips, snips, dm, dr, sndr, switch-dr, dr-os."
+    ),
     ci: str = typer.Option("analytic", help="Interval method."),
     alpha: float = typer.Option(0.05, help="1 - confidence level of the intervals."),
     seed: int = typer.Option(0, help="Seed of the reward model's folds and fits."),

@@ -5,12 +5,22 @@ reward ``r_i`` and logging probability ``pi_0(a_i | x_i, l_i)`` (pscore),
 
 * ``w_i = pi_e(a_i | x_i, l_i) / pi_0(a_i | x_i, l_i)`` is the importance weight of the target policy ``pi_e``;
 * ``q(x, a, l)`` is a reward model, cross-fitted so that it never predicts a round it was trained on;
-* ``qhat_i = q(x_i, a_i, l_i)`` and ``qbar_i = sum_a pi_e(a | x_i, l_i) q(x_i, a, l_i)``.
+* ``qhat_i = q(x_i, a_i, l_i)`` and ``qbar_i = sum_a pi_e(a | x_i, l_i) q(x_i, a, l_i)``;
+* ``lambda`` is an estimator's hyper-parameter (clipping threshold, switch threshold, shrinkage strength).
 
-Each estimator returns its value and the per-round influence terms ``psi_i`` whose mean is the estimate and
-whose standard deviation gives the analytic (Wald) interval ``value +- z * sd(psi) / sqrt(n)``. For
-self-normalised estimators ``psi`` is the linearisation (influence function) of the ratio, so the interval
-accounts for the estimated normaliser instead of treating it as known.
+The semantics (including which quantity ``lambda`` acts on) are those of Open Bandit Pipeline 0.5.7, so point
+estimates agree with it on identical inputs.
+
+Every estimator is a smooth function of the means of a few per-round statistics: ``statistics(inputs)`` is an
+``(n, k)`` array and ``combine(means)`` maps its column means to the value (identity for the linear estimators,
+a ratio for the self-normalised ones). That single shape gives both intervals:
+
+* analytic (Wald): the influence terms ``psi_i = value + grad(combine) . (s_i - mean)`` (the delta method), and
+  ``value +- z * sd(psi) / sqrt(n)``; for self-normalised estimators this accounts for the estimated
+  normaliser instead of treating it as known;
+* bootstrap (``causalrec.ope.inference``): the statistics of all estimators are stacked and resampled with one
+  shared set of weights, and ``combine`` is applied to each resample's means, so self-normalised estimators are
+  renormalised per resample.
 """
 
 from __future__ import annotations
@@ -38,68 +48,104 @@ class EstimatorOutput:
 
 
 class Estimator:
-    """Base class: ``estimate(inputs) -> EstimatorOutput``. ``name`` is the short key used in APIs and JSON."""
+    """Base class: ``statistics(inputs) -> (n, k)`` and ``combine(means) -> value`` (vectorised over leading
+    axes). ``name`` is the short key used in APIs and JSON; ``needs_reward_model`` says whether ``q`` is
+    required; ``has_interval`` is False when sampling variance does not describe the error (DM)."""
 
     name: str = ""
     needs_reward_model: bool = False
+    has_interval: bool = True
 
-    def estimate(self, inputs: EstimatorInputs) -> EstimatorOutput:  # pragma: no cover - abstract
+    def statistics(self, inputs: EstimatorInputs) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def combine(self, means: np.ndarray) -> np.ndarray:
+        """Linear estimators: the value is the mean of their single statistic."""
+        return means[..., 0]
+
+    def gradient(self, means: np.ndarray) -> np.ndarray:
+        return np.ones(1)
+
+    def estimate(self, inputs: EstimatorInputs) -> EstimatorOutput:
+        stats = self.statistics(inputs)
+        means = stats.mean(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = float(self.combine(means))
+        if not np.isfinite(value):
+            return EstimatorOutput(float("nan"), None, "undefined: all importance weights are zero")
+        if stats.shape[1] == 1:
+            influence = stats[:, 0]
+        else:
+            influence = value + (stats - means) @ self.gradient(means)
+        return EstimatorOutput(value, influence, self.note())
+
+    def note(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({inner})"
+
+
+class _Ratio(Estimator):
+    """``value = mean(s_0) / mean(s_1)``."""
+
+    def combine(self, means):
+        return means[..., 0] / means[..., 1]
+
+    def gradient(self, means):
+        return np.array([1 / means[1], -means[0] / means[1] ** 2])
 
 
 class InverseProbabilityWeighting(Estimator):
-    """IPS: ``V = mean_i w_i r_i``. Unbiased when the logging policy covers the target's support.
+    """IPS: ``V = mean_i min(w_i, lambda) r_i`` (``lambda = inf``: no clipping). Unbiased without clipping
+    when the logging policy covers the target's support; clipping trades bias for variance.
 
-    Horvitz & Thompson (1952); Precup et al. (2000); Strehl et al., "Learning from Logged Implicit Exploration
-    Data", NeurIPS 2010.
+    Horvitz & Thompson (1952); Strehl et al., "Learning from Logged Implicit Exploration Data", NeurIPS 2010.
     """
 
     name = "ips"
 
-    def estimate(self, inputs: EstimatorInputs) -> EstimatorOutput:
-        influence = inputs.weight * inputs.reward
-        return EstimatorOutput(float(influence.mean()), influence)
+    def __init__(self, lambda_: float = np.inf):
+        self.lambda_ = lambda_
+
+    def statistics(self, inputs):
+        return (np.minimum(inputs.weight, self.lambda_) * inputs.reward)[:, None]
 
 
-class SelfNormalizedInverseProbabilityWeighting(Estimator):
-    """SNIPS: ``V = sum_i w_i r_i / sum_i w_i``; influence ``psi_i = V + w_i (r_i - V) / mean(w)``.
+class SelfNormalizedInverseProbabilityWeighting(_Ratio):
+    """SNIPS: ``V = sum_i w_i r_i / sum_i w_i``. Bounded by the reward range, consistent, slightly biased.
 
     Swaminathan & Joachims, "The Self-Normalized Estimator for Counterfactual Learning", NeurIPS 2015.
     """
 
     name = "snips"
 
-    def estimate(self, inputs: EstimatorInputs) -> EstimatorOutput:
-        weight, reward = inputs.weight, inputs.reward
-        mean_weight = weight.mean()
-        if mean_weight <= 0:
-            return EstimatorOutput(float("nan"), None, "all importance weights are zero")
-        value = float((weight * reward).sum() / weight.sum())
-        influence = value + weight * (reward - value) / mean_weight
-        return EstimatorOutput(value, influence)
+    def statistics(self, inputs):
+        return np.column_stack([inputs.weight * inputs.reward, inputs.weight])
 
 
 class DirectMethod(Estimator):
     """DM: ``V = mean_i qbar_i``. Its error is the reward model's bias, which the data cannot reveal, so it
-    gets no interval (the sampling spread of ``qbar`` would understate the error).
+    gets no interval unless the caller bounds that bias (``dm_bias_bound`` in ``evaluate_policy``).
 
     Beygelzimer & Langford, "The Offset Tree for Learning with Partial Labels", KDD 2009.
     """
 
     name = "dm"
     needs_reward_model = True
+    has_interval = False
 
-    def estimate(self, inputs: EstimatorInputs) -> EstimatorOutput:
-        return EstimatorOutput(
-            float(inputs.q_target.mean()),
-            None,
-            "no interval: the direct method's error is reward-model bias, which sampling variance does not show",
-        )
+    def statistics(self, inputs):
+        return inputs.q_target[:, None]
+
+    def note(self) -> str:
+        return "no interval: the direct method's error is reward-model bias, which sampling variance does not show"
 
 
 class DoublyRobust(Estimator):
-    """DR: ``V = mean_i [qbar_i + w_i (r_i - qhat_i)]``; consistent if either the weights or the reward model
-    are right.
+    """DR: ``V = mean_i [qbar_i + min(w_i, lambda) (r_i - qhat_i)]``; consistent if either the weights or the
+    reward model are right.
 
     Dudik, Langford & Li, "Doubly Robust Policy Evaluation and Learning", ICML 2011.
     """
@@ -107,12 +153,85 @@ class DoublyRobust(Estimator):
     name = "dr"
     needs_reward_model = True
 
-    def estimate(self, inputs: EstimatorInputs) -> EstimatorOutput:
-        influence = inputs.q_target + inputs.weight * (inputs.reward - inputs.q_logged)
-        return EstimatorOutput(float(influence.mean()), influence)
+    def __init__(self, lambda_: float = np.inf):
+        self.lambda_ = lambda_
+
+    def statistics(self, inputs):
+        clipped = np.minimum(inputs.weight, self.lambda_)
+        return (inputs.q_target + clipped * (inputs.reward - inputs.q_logged))[:, None]
+
+
+class SelfNormalizedDoublyRobust(Estimator):
+    """SNDR: ``V = mean_i qbar_i + sum_i w_i (r_i - qhat_i) / sum_i w_i``.
+
+    Kallus & Uehara, "Intrinsically Efficient, Stable, and Bounded Off-Policy Evaluation", NeurIPS 2019.
+    """
+
+    name = "sndr"
+    needs_reward_model = True
+
+    def statistics(self, inputs):
+        weight = inputs.weight
+        return np.column_stack([inputs.q_target, weight * (inputs.reward - inputs.q_logged), weight])
+
+    def combine(self, means):
+        return means[..., 0] + means[..., 1] / means[..., 2]
+
+    def gradient(self, means):
+        return np.array([1.0, 1 / means[2], -means[1] / means[2] ** 2])
+
+
+class SwitchDoublyRobust(Estimator):
+    """Switch-DR: ``V = mean_i [qbar_i + 1{w_i <= lambda} w_i (r_i - qhat_i)]``: the DR correction where the
+    weight is moderate, the direct method where it would explode.
+
+    Wang, Agarwal & Dudik, "Optimal and Adaptive Off-policy Evaluation in Contextual Bandits", ICML 2017.
+    """
+
+    name = "switch-dr"
+    needs_reward_model = True
+
+    def __init__(self, lambda_: float = np.inf):
+        self.lambda_ = lambda_
+
+    def statistics(self, inputs):
+        switch = inputs.weight <= self.lambda_
+        return (inputs.q_target + switch * inputs.weight * (inputs.reward - inputs.q_logged))[:, None]
+
+
+class DoublyRobustWithShrinkage(Estimator):
+    """DR-os: ``V = mean_i [qbar_i + lambda w_i / (w_i^2 + lambda) (r_i - qhat_i)]``, the optimistic shrinkage of
+    the weights (``lambda = inf``: DR; ``lambda = 0``: DM).
+
+    Su, Dimakopoulou, Krishnamurthy & Dudik, "Doubly Robust Off-Policy Evaluation with Shrinkage", ICML 2020.
+    """
+
+    name = "dr-os"
+    needs_reward_model = True
+
+    def __init__(self, lambda_: float = np.inf):
+        self.lambda_ = lambda_
+
+    def shrunk_weight(self, weight: np.ndarray) -> np.ndarray:
+        if np.isinf(self.lambda_):
+            return weight
+        if self.lambda_ == 0:
+            return np.zeros_like(weight)
+        return self.lambda_ * weight / (weight**2 + self.lambda_)
+
+    def statistics(self, inputs):
+        return (inputs.q_target + self.shrunk_weight(inputs.weight) * (inputs.reward - inputs.q_logged))[:, None]
 
 
 ESTIMATORS: dict[str, type[Estimator]] = {
     cls.name: cls
-    for cls in (InverseProbabilityWeighting, SelfNormalizedInverseProbabilityWeighting, DirectMethod, DoublyRobust)
+    for cls in (
+        InverseProbabilityWeighting,
+        SelfNormalizedInverseProbabilityWeighting,
+        DirectMethod,
+        DoublyRobust,
+        SelfNormalizedDoublyRobust,
+        SwitchDoublyRobust,
+        DoublyRobustWithShrinkage,
+    )
 }

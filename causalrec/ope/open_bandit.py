@@ -80,13 +80,12 @@ def bts_target(
     from causalrec.data.datasets import obd
 
     if source == "logs":
-        day_of_bts, table = obd.bts_action_distribution_from_logs(bts_logs.feedback)
-        days = obd.day_index(logs.feedback.timestamp, bts_logs.feedback.timestamp)
-        del day_of_bts
-        return TableDistribution(table, days), "BTS, time-indexed from the logged BTS propensities"
+        daily = obd.bts_action_distribution_from_logs(bts_logs.feedback)
+        days = daily.day_index_of(logs.feedback.timestamp)
+        return TableDistribution(daily.distribution, days), "BTS, time-indexed from the logged BTS propensities"
     if source == "prior":
         table = obd.bts_action_distribution_from_prior(
-            bts_logs.bts_prior[0], bts_logs.bts_prior[1], n_positions=n_positions, random_state=random_state
+            bts_logs.bts_prior.alpha, bts_logs.bts_prior.beta, n_positions=n_positions, random_state=random_state
         )
         return TableDistribution.constant(table, logs.feedback.n_rounds), "BTS, Monte Carlo of the static Beta prior"
     raise ValidationError("bts_source", "'logs' or 'prior'", repr(source), owner="evaluate_open_bandit")

@@ -31,8 +31,12 @@ def ope_truth_section(evaluations: Sequence, title: str = "Off-policy evaluation
             section.warnings.append(f"{evaluation.label}: {message}")
     section.data["evaluations"] = [evaluation.to_dict() for evaluation in evaluations]
 
-    figure, axes = plt.subplots(1, len(evaluations), figsize=(4.2 * len(evaluations), 3.4), squeeze=False)
-    for axis, evaluation, frame in zip(axes[0], evaluations, frames, strict=True):
+    n_columns = min(3, len(evaluations))
+    n_rows = -(-len(evaluations) // n_columns)
+    figure, axes = plt.subplots(n_rows, n_columns, figsize=(4.6 * n_columns, 3.2 * n_rows), squeeze=False)
+    for axis in axes.ravel()[len(evaluations):]:
+        axis.set_visible(False)
+    for axis, evaluation, frame in zip(axes.ravel(), evaluations, frames, strict=False):
         positions = np.arange(len(frame))
         has_interval = frame["ci_low"].notna().to_numpy()
         lower = (frame["value"] - frame["ci_low"]).to_numpy()
