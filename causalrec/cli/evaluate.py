@@ -25,7 +25,10 @@ def evaluate(
     estimators: str = typer.Option(
         "auto,ips,snips,dm,dr", help="Comma-separated names: auto, ips, snips, dm, dr, sndr, switch-dr, dr-os."
     ),
-    ci: str = typer.Option("analytic", help="Interval method."),
+    ci: str = typer.Option("analytic", help="Interval method: analytic (delta method) or bootstrap."),
+    n_bootstrap: int = typer.Option(1000, help="Bootstrap resamples (with --ci bootstrap)."),
+    bootstrap_method: str = typer.Option("poisson", help="Bootstrap resampling: poisson or multinomial."),
+    dm_bias_bound: float | None = typer.Option(None, help="Give DM an interval widened by this reward-model bias bound."),
     alpha: float = typer.Option(0.05, help="1 - confidence level of the intervals."),
     seed: int = typer.Option(0, help="Seed of the reward model's folds and fits."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON to this file."),
@@ -41,10 +44,12 @@ def evaluate(
             from causalrec.ope.open_bandit import evaluate_open_bandit
 
             outcome = evaluate_open_bandit(
-                campaign=campaign, behavior=behavior, evaluation=evaluation,
-                estimators=parse_list(estimators), alpha=alpha, random_state=seed,
+                campaign=campaign, behavior=behavior, evaluation=evaluation, estimators=parse_list(estimators),
+                alpha=alpha, random_state=seed, ci=ci, n_bootstrap=n_bootstrap, bootstrap_method=bootstrap_method,
+                dm_bias_bound=dm_bias_bound,
             )
-            result, payload = outcome.result, outcome.to_dict()
+            result = outcome.result
+            payload = {k: v for k, v in outcome.to_dict().items() if k != "result"}
             payload.update(result.to_dict())
         else:
             if logs is None or target is None:
@@ -52,7 +57,8 @@ def evaluate(
             feedback = LoggedFeedback.from_parquet(logs)
             target_frame = pd.read_parquet(target)
             result = evaluate_policy(
-                feedback, target_frame, estimators=parse_list(estimators), ci=ci, alpha=alpha, random_state=seed
+                feedback, target_frame, estimators=parse_list(estimators), ci=ci, alpha=alpha, random_state=seed,
+                n_bootstrap=n_bootstrap, bootstrap_method=bootstrap_method, dm_bias_bound=dm_bias_bound,
             )
             payload = result.to_dict()
     except ValidationError as error:

@@ -101,8 +101,12 @@ def evaluate_open_bandit(
     alpha: float = 0.05,
     random_state: int | None = 0,
     data_dir=None,
+    **evaluate_options,
 ) -> OpenBanditEvaluation:
-    """Evaluate ``evaluation`` (``"bts"`` or ``"random"``) from the logs of ``behavior`` on ``campaign``."""
+    """Evaluate ``evaluation`` (``"bts"`` or ``"random"``) from the logs of ``behavior`` on ``campaign``.
+
+    ``evaluate_options`` go to :func:`causalrec.evaluate_policy` (``ci``, ``n_bootstrap``, ``dm_bias_bound``...).
+    """
     from causalrec.data.datasets import load_open_bandit
 
     for name, value, allowed in (("campaign", campaign, CAMPAIGNS), ("behavior", behavior, BEHAVIORS),
@@ -123,7 +127,8 @@ def evaluate_open_bandit(
     else:
         target, description = bts_target(logs, truth_logs, feedback.n_positions, bts_source, random_state)
     result = evaluate_policy(
-        feedback, target, estimators=estimators, reward_model=reward_model, alpha=alpha, random_state=random_state
+        feedback, target, estimators=estimators, reward_model=reward_model, alpha=alpha, random_state=random_state,
+        **evaluate_options,
     )
     clicks = truth_logs.feedback.reward
     return OpenBanditEvaluation(
