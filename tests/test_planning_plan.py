@@ -1,0 +1,318 @@
+"""Variance reduction, ratio metrics, offline-to-plan (shrinkage, assurance), duration and SRM."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from causalrec.exceptions import CausalrecWarning, ValidationError
+from causalrec.planning import (
+    BinaryMetric,
+    ContinuousMetric,
+    RatioMetric,
+    assurance,
+    cuped_adjust,
+    estimate_variance_reduction,
+    experiment_duration,
+    impression_level_variance,
+    maximum_assurance,
+    plan_experiment,
+    plan_from_offline,
+    read_offline_evaluation,
+    sample_ratio_mismatch,
+    sample_size,
+    sample_size_for_assurance,
+    shrink_comparison,
+    shrink_uplift,
+    winners_curse_bias,
+)
+from causalrec.planning.simulation import (
+    ClickImpressionModel,
+    CovariateOutcomeModel,
+    reject,
+    simulate_cuped_experiments,
+    simulate_ratio_experiments,
+)
+
+LAUNCH = datetime(2025, 3, 1, tzinfo=UTC)
+BEFORE = datetime(2025, 2, 20, tzinfo=UTC)
+AFTER = datetime(2025, 3, 2, tzinfo=UTC)
+
+
+def offline_payload(differences=(0.0015, 0.0008, 0.0002), ses=(0.0006, 0.0006, 0.0005), estimator="dr"):
+    comparisons = [
+        {"policy": f"p{i}", "baseline": "prod", "estimator": estimator, "difference": d, "se": s,
+         "ci_low": d - 1.96 * s, "ci_high": d + 1.96 * s}
+        for i, (d, s) in enumerate(zip(differences, ses, strict=True))
+    ]
+    estimates = [{"policy": "prod", "estimator": estimator, "value": 0.05, "se": 0.001, "ci_low": 0.048,
+                  "ci_high": 0.052}, {"estimator": "dm", "value": 0.051, "se": None, "ci_low": None, "ci_high": None}]
+    return {"estimates": estimates, "comparisons": comparisons, "other": "ignored"}
+
+
+# ------------------------------------------------------------------------------- ratio metrics
+def test_delta_method_variance_matches_the_spread_of_simulated_ratios():
+    model = ClickImpressionModel()
+    rng = np.random.default_rng(5)
+    clicks, impressions = model.draw((200_000,), rng)
+    metric = RatioMetric.from_units(clicks, impressions)
+    n_users, n_experiments = 800, 1500
+    clicks_sim, impressions_sim = model.draw((n_experiments, n_users), rng)
+    ratios = clicks_sim.sum(axis=1) / impressions_sim.sum(axis=1)
+    empirical = n_users * ratios.var(ddof=1)
+    assert abs(empirical / metric.moments.unit_variance - 1) <= 4 * math.sqrt(2 / n_experiments)
+    naive = n_users * impression_level_variance(metric.reference_value, n_users * metric.moments.denominator_mean)
+    assert metric.moments.unit_variance > 1.5 * naive  # the impression-level variance is far too small
+
+
+def test_small_simulation_of_the_ratio_metric_test():
+    """1,000 simulated experiments (not timed): delta-method test holds its level, the naive one does not."""
+    model = ClickImpressionModel()
+    rng = np.random.default_rng(8)
+    metric = RatioMetric.from_units(*model.draw((100_000,), rng))
+    n = sample_size(metric, mde_rel=0.2).n_treatment_required
+    delta_null, naive_null = simulate_ratio_experiments(model, n, 0.0, 1000, rng)
+    delta_alt, _ = simulate_ratio_experiments(model, n, 0.2, 1000, rng)
+    assert abs(reject(delta_null, 0.05).mean() - 0.05) <= 4 * math.sqrt(0.05 * 0.95 / 1000)
+    assert abs(reject(delta_alt, 0.05).mean() - 0.8) <= 4 * math.sqrt(0.8 * 0.2 / 1000)
+    assert reject(naive_null, 0.05).mean() > 0.12
+
+
+# ------------------------------------------------------------------------------- CUPED / CUPAC
+def test_cuped_adjustment_removes_rho_squared_of_the_variance():
+    rng = np.random.default_rng(1)
+    outcome, covariate = CovariateOutcomeModel().draw((5000,), rng)
+    adjusted = cuped_adjust(outcome, covariate)
+    rho = np.corrcoef(outcome, covariate)[0, 1]
+    assert adjusted.var() == pytest.approx(outcome.var() * (1 - rho**2), rel=1e-10)  # exact sample identity
+    assert adjusted.mean() == pytest.approx(outcome.mean(), abs=1e-12)
+
+
+def test_variance_reduction_interval_agrees_with_fisher_for_normal_data():
+    rng = np.random.default_rng(2)
+    covariate = rng.standard_normal(20_000)
+    outcome = 0.6 * covariate + 0.8 * rng.standard_normal(20_000)
+    estimate = estimate_variance_reduction(outcome, covariate, covariate_computed_at=BEFORE, launch_at=LAUNCH)
+    rho = estimate.correlation
+    fisher_half_width = stats.norm.isf(0.025) / math.sqrt(20_000 - 3)
+    ours = (math.atanh(estimate.correlation_high) - math.atanh(estimate.correlation_low)) / 2
+    assert ours == pytest.approx(fisher_half_width, rel=0.05)
+    assert estimate.variance_factor == pytest.approx(1 - rho**2, rel=1e-12)
+    assert estimate.variance_factor_low < estimate.variance_factor < estimate.variance_factor_high
+    assert estimate.pre_exposure_verified
+
+
+def test_variance_reduction_interval_covers_on_skewed_data():
+    model = CovariateOutcomeModel()
+    rng = np.random.default_rng(4)
+    repetitions = 300
+    outcomes, covariates = model.draw((repetitions, 400), rng)
+    covered = 0
+    for outcome, covariate in zip(outcomes, covariates, strict=True):
+        estimate = estimate_variance_reduction(outcome, covariate, covariate_computed_at=BEFORE, launch_at=LAUNCH)
+        covered += estimate.correlation_low <= model.correlation <= estimate.correlation_high
+    assert abs(covered / repetitions - 0.95) <= 4 * math.sqrt(0.95 * 0.05 / repetitions)
+
+
+def test_pre_exposure_rule_is_enforced():
+    data = np.arange(10.0), np.arange(10.0) ** 1.5
+    with pytest.raises(ValidationError) as caught:
+        estimate_variance_reduction(*data, covariate_computed_at=AFTER, launch_at=LAUNCH)
+    assert caught.value.field == "covariate_computed_at" and "frozen before launch" in str(caught.value)
+    with pytest.raises(ValidationError) as caught:
+        estimate_variance_reduction(*data, kind="cupac", covariate_computed_at=BEFORE, model_frozen_at=LAUNCH,
+                                    launch_at=LAUNCH)
+    assert caught.value.field == "model_frozen_at"
+    with pytest.raises(ValidationError) as caught:
+        estimate_variance_reduction(*data, kind="cupac", covariate_computed_at=BEFORE, launch_at=LAUNCH)
+    assert caught.value.field == "model_frozen_at"
+    with pytest.raises(ValidationError):  # an acknowledgement cannot override a timestamp after launch
+        estimate_variance_reduction(*data, covariate_computed_at=AFTER, launch_at=LAUNCH, acknowledge_pre_exposure=True)
+    with pytest.raises(ValidationError):  # naive vs aware timestamps
+        estimate_variance_reduction(*data, covariate_computed_at="2025-02-01", launch_at=LAUNCH)
+    with pytest.warns(CausalrecWarning):
+        acknowledged = estimate_variance_reduction(*data, acknowledge_pre_exposure=True)
+    assert not acknowledged.pre_exposure_verified
+    verified = estimate_variance_reduction(*data, kind="cupac", covariate_computed_at="2025-02-20T00:00:00+00:00",
+                                           model_frozen_at="2025-02-01T00:00:00+00:00", launch_at=LAUNCH)
+    assert verified.pre_exposure_verified and verified.kind == "cupac"
+
+
+def test_small_simulation_of_a_cuped_plan():
+    """1,000 simulated experiments (not timed): the CUPED plan reaches its power; without CUPED it would not."""
+    model = CovariateOutcomeModel()
+    rng = np.random.default_rng(6)
+    outcome, covariate = model.draw((50_000,), rng)
+    reduction = estimate_variance_reduction(outcome, covariate, covariate_computed_at=BEFORE, launch_at=LAUNCH)
+    plan = plan_experiment(ContinuousMetric(float(outcome.std())), mde_abs=0.15, variance_reduction=reduction)
+    n = plan.max_n_treatment
+    ratio = plan.n_treatment_without_variance_reduction / plan.design.n_treatment
+    assert ratio == pytest.approx(1 / reduction.variance_factor, rel=1e-12) and ratio > 1.8  # rho ~ 0.71
+    raw, adjusted = simulate_cuped_experiments(model, n, 0.15, 1000, rng)
+    assert abs(reject(adjusted, 0.05).mean() - 0.8) <= 4 * math.sqrt(0.16 / 1000)
+    assert reject(raw, 0.05).mean() < 0.6
+    raw_null, adjusted_null = simulate_cuped_experiments(model, n, 0.0, 1000, rng)
+    assert abs(reject(adjusted_null, 0.05).mean() - 0.05) <= 4 * math.sqrt(0.0475 / 1000)
+
+
+# ------------------------------------------------------------------------------- offline input and shrinkage
+def test_reading_an_offline_evaluation(tmp_path):
+    path = tmp_path / "selection.json"
+    path.write_text(json.dumps(offline_payload()))
+    evaluation = read_offline_evaluation(path)
+    assert len(evaluation.comparisons) == 3 and evaluation.estimates[1].se is None
+    assert evaluation.source == str(path)
+    broken = offline_payload()
+    broken["comparisons"][1]["se"] = -1.0
+    with pytest.raises(ValidationError) as caught:
+        read_offline_evaluation(broken)
+    assert caught.value.field == "comparisons.se" and caught.value.row == 1
+    del broken["comparisons"][2]["difference"]
+    broken["comparisons"][1]["se"] = 0.1
+    with pytest.raises(ValidationError) as caught:
+        read_offline_evaluation(broken)
+    assert caught.value.field == "comparisons.difference" and caught.value.row == 2
+    with pytest.raises(ValidationError) as caught:
+        read_offline_evaluation({"comparisons": []})
+    assert caught.value.field == "estimates"
+
+
+def test_choosing_a_comparison():
+    evaluation = read_offline_evaluation(offline_payload())
+    effect = shrink_comparison(evaluation)
+    assert effect.policy == "p0" and effect.selected_as_best and effect.method == "empirical_bayes"
+    assert shrink_comparison(evaluation, policy="p2").selected_as_best is False
+    mixed = offline_payload()
+    mixed["comparisons"].append(dict(mixed["comparisons"][0], estimator="ipw"))
+    with pytest.raises(ValidationError) as caught:
+        shrink_comparison(read_offline_evaluation(mixed))
+    assert caught.value.field == "estimator"
+    with pytest.raises(ValidationError) as caught:
+        shrink_comparison(evaluation, policy="unknown")
+    assert caught.value.field == "policy"
+
+
+def test_empirical_bayes_posterior_by_hand():
+    d = np.array([0.0015, 0.0008, 0.0002, 0.0011])
+    s = np.array([0.0006, 0.0006, 0.0005, 0.0007])
+    w = 1 / s**2
+    fixed = np.sum(w * d) / np.sum(w)
+    q = np.sum(w * (d - fixed) ** 2)
+    tau2 = max(0.0, (q - 3) / (np.sum(w) - np.sum(w**2) / np.sum(w)))  # DerSimonian-Laird (1986)
+    w_star = 1 / (s**2 + tau2)
+    mu = np.sum(w_star * d) / np.sum(w_star)
+    shrink = tau2 / (tau2 + s[0] ** 2)
+    effect = shrink_uplift(d[0], s[0], candidate_estimates=d, candidate_standard_errors=s, selected_as_best=True)
+    assert effect.estimate == pytest.approx(mu + shrink * (d[0] - mu), rel=1e-12)
+    assert effect.standard_error == pytest.approx(
+        math.sqrt(shrink * s[0] ** 2 + (1 - shrink) ** 2 / np.sum(w_star)), rel=1e-12
+    )
+    assert effect.estimate < d[0]
+
+
+def test_user_prior_posterior_and_single_estimate_warning():
+    effect = shrink_uplift(0.002, 0.001, prior_mean=0.0, prior_sd=0.001)
+    assert effect.estimate == pytest.approx(0.001, rel=1e-12)
+    assert effect.standard_error == pytest.approx(0.001 / math.sqrt(2), rel=1e-12)
+    with pytest.warns(CausalrecWarning):
+        single = shrink_uplift(0.002, 0.001)
+    assert single.method == "none" and single.estimate == 0.002
+
+
+def test_winners_curse_bias_of_two_equal_candidates():
+    # E[max(X1, X2)] for iid N(0, s^2) is s / sqrt(pi) (closed form)
+    bias = winners_curse_bias([0.0, 0.0], [0.01, 0.01], n_draws=400_000, seed=1)
+    assert bias == pytest.approx(0.01 / math.sqrt(math.pi), rel=0.01)
+    effect = shrink_uplift(0.003, 0.001, candidate_estimates=[0.003, 0.0029], candidate_standard_errors=[0.001, 0.001],
+                           selected_as_best=True)
+    assert effect.method == "winners_curse_bootstrap" and effect.estimate < 0.003
+
+
+# ------------------------------------------------------------------------------- assurance
+def test_assurance_matches_the_closed_form():
+    # O'Hagan, Stevens and Campbell (2005): for a z-test, E[Phi(theta sqrt(n/v) - z)] over theta ~ N(m, s^2)
+    # is Phi((m sqrt(n/v) - z) / sqrt(1 + s^2 n / v)).
+    metric = ContinuousMetric(2.0)
+    design = sample_size(metric, mde_abs=0.1, alternative="larger")
+    n, v = 3000.0, 2 * 2.0**2
+    for mean, sd in ((0.1, 0.05), (0.03, 0.08), (-0.02, 0.01)):
+        closed = stats.norm.cdf((mean * math.sqrt(n / v) - stats.norm.isf(0.05)) / math.sqrt(1 + sd**2 * n / v))
+        assert assurance(metric, design.settings, n, mean, sd) == pytest.approx(closed, rel=1e-9, abs=1e-14)
+    assert maximum_assurance(design.settings, 0.1, 0.05) == pytest.approx(stats.norm.cdf(2.0), rel=1e-12)
+    n_target = sample_size_for_assurance(metric, design.settings, 0.9, 0.1, 0.05)
+    assert assurance(metric, design.settings, n_target, 0.1, 0.05) == pytest.approx(0.9, abs=1e-8)
+    assert sample_size_for_assurance(metric, design.settings, 0.99, 0.1, 0.05) is None  # beyond 0.977
+
+
+def test_assurance_of_a_binary_metric_is_below_the_power_at_the_mean():
+    metric = BinaryMetric(0.05)
+    design = sample_size(metric, mde_abs=0.001)
+    value = assurance(metric, design.settings, design.n_treatment, 0.001, 0.0004)
+    assert 0.5 < value < 0.8
+
+
+# ------------------------------------------------------------------------------- plans
+def test_plan_from_offline_names_convention_and_assumptions():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # three candidates: shrinkage needs no warning
+        plan = plan_from_offline(offline_payload(), BinaryMetric(0.05), sequential="lan_demets_obf",
+                                 daily_eligible_traffic=200_000, round_to_weeks=True)
+    payload = json.loads(json.dumps(plan.to_dict()))
+    assert payload["variance_convention"] == "pooled_null_unpooled_alt"
+    assert payload["design"]["settings"]["variance_convention_description"]
+    assert any("empirical-Bayes" in a for a in payload["assumptions"])
+    assert plan.effect.estimate < plan.effect.raw_estimate
+    assert plan.n_treatment_unshrunk < plan.design.n_treatment  # planning on the raw winner would under-size
+    assert plan.max_n_treatment == math.ceil(plan.design.n_treatment * plan.sequential.inflation_factor)
+    assert plan.n_treatment_at_interval_high < plan.design.n_treatment < plan.n_treatment_at_interval_low
+    assert plan.duration.days % 7 == 0 and plan.duration.weeks * 7 == plan.duration.days
+    assert 0 < plan.assurance < plan.maximum_assurance <= 1
+    assert "ExperimentPlan" in plan.summary() and "Look 5" in plan.summary()
+
+
+def test_plan_refuses_an_offline_effect_that_is_not_an_improvement():
+    payload = offline_payload(differences=(-0.001, -0.002, -0.0015))
+    with pytest.raises(ValidationError) as caught:
+        plan_from_offline(payload, BinaryMetric(0.05))
+    assert caught.value.field == "effect"
+
+
+def test_plan_with_available_sample_and_cuped_rho():
+    plan = plan_experiment(BinaryMetric(0.05, "cohen_h"), available_n_treatment=1_000_000)
+    assert plan.design.n_treatment == pytest.approx(1_000_000, rel=1e-9)
+    assert plan.max_n_treatment == 1_000_000
+    assert plan.power_at_available_n == pytest.approx(0.8, abs=1e-9)
+    reduced = plan_experiment(ContinuousMetric(1.0), mde_abs=0.1, cuped_rho=0.5)
+    assert reduced.design.n_treatment == pytest.approx(0.75 * reduced.n_treatment_without_variance_reduction, rel=1e-12)
+    assert reduced.expected_allocation == (0.5, 0.5)
+
+
+# ------------------------------------------------------------------------------- duration and SRM
+def test_duration_in_days_and_weeks():
+    duration = experiment_duration(1_505_368, 200_000)
+    assert duration.days == 8 and duration.weeks is None
+    assert duration.days_exact == pytest.approx(1_505_368 / 200_000)
+    weekly = experiment_duration(1_505_368, 200_000, traffic_fraction=0.5, round_to_weeks=True)
+    assert weekly.days == 21 and weekly.weeks == 3  # 15.05 days -> 3 whole weeks
+    with pytest.raises(ValidationError) as caught:
+        experiment_duration(10, 100, traffic_fraction=1.5)
+    assert caught.value.field == "traffic_fraction"
+
+
+def test_sample_ratio_mismatch_chi_square():
+    observed, fractions = [50_000, 51_500], [0.5, 0.5]
+    result = sample_ratio_mismatch(observed, fractions)
+    oracle = stats.chisquare(observed, np.sum(observed) * np.asarray(fractions))
+    assert result.statistic == pytest.approx(oracle.statistic, rel=1e-12)
+    assert result.p_value == pytest.approx(oracle.pvalue, rel=1e-10)
+    assert result.mismatch and "do not read" in result.verdict
+    assert not sample_ratio_mismatch([10_020, 89_980], [0.1, 0.9]).mismatch
+    with pytest.raises(ValidationError) as caught:
+        sample_ratio_mismatch([10, 20], [0.5, 0.6])
+    assert caught.value.field == "expected_fractions"
