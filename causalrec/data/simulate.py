@@ -203,11 +203,14 @@ def make_world(
     logging_epsilon: float = 0.1,
     exposure_intercept: float = -1.0,
     exposure_slope: float = 1.0,
+    user_activity_scale: float = 0.0,
     random_state: int | np.random.Generator | None = None,
 ) -> SimulatedWorld:
     """Build a :class:`SimulatedWorld`; deterministic for a given ``random_state``.
 
-    ``effect_relevance_slope < 0`` makes the lift of exposure shrink with relevance (people buy what they like
+    ``user_activity_scale`` adds a per-user offset to every logit (some users convert more than others whatever
+    they are shown): it moves accuracy metrics computed across users without changing which item is best for a
+    user. ``effect_relevance_slope < 0`` makes the lift of exposure shrink with relevance (people buy what they like
     anyway), so ranking by predicted outcome is a poor way to rank by effect. ``logging_epsilon`` mixes the
     logging softmax with a uniform choice, so every item has support. ``position_bias`` is the exponent of the
     examination curve ``(1 + l) ** -position_bias``.
@@ -216,6 +219,7 @@ def make_world(
         "n_users": n_users >= 1, "n_items": n_items >= 2, "n_positions": 1 <= n_positions <= n_items,
         "base_rate": 0 < base_rate < 1, "logging_temperature": logging_temperature > 0,
         "logging_epsilon": 0 <= logging_epsilon <= 1, "position_bias": position_bias >= 0,
+        "user_activity_scale": user_activity_scale >= 0,
     }
     for name, valid in checks.items():
         if not valid:
@@ -228,6 +232,7 @@ def make_world(
     interaction = rng.normal(size=(n_user_features, n_item_features))
     effect_interaction = rng.normal(size=(n_user_features, n_item_features))
     popularity = rng.normal(scale=popularity_scale, size=n_items)
+    activity = rng.normal(scale=user_activity_scale, size=(n_users, 1)) if user_activity_scale > 0 else 0.0
 
     relevance = relevance_scale * (users @ interaction @ items.T) / np.sqrt(scale) + popularity[None, :]
     lift = (
@@ -235,7 +240,7 @@ def make_world(
         + effect_scale * (users @ effect_interaction @ items.T) / np.sqrt(scale)
         + effect_relevance_slope * relevance
     )
-    base_logit = logit(base_rate)
+    base_logit = logit(base_rate) + activity
     organic = expit(base_logit + relevance)
     exposed = expit(base_logit + relevance + lift)
     examination = (1.0 + np.arange(n_positions)) ** -position_bias

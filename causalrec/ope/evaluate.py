@@ -26,6 +26,7 @@ from causalrec.ope.tuning import AutoEstimator
 from causalrec.policy import ActionDistribution, TableDistribution, as_action_distribution
 
 DEFAULT_ESTIMATORS = ("auto", "ips", "snips", "dm", "dr")
+LOGGING = "logging"
 _OWNER = "evaluate_policy"
 TargetLike = ActionDistribution | np.ndarray | pd.DataFrame | Callable[[LoggedFeedback], ActionDistribution]
 
@@ -397,9 +398,14 @@ def compare_policies(
     two policies' influence terms, so the common noise of the logs cancels and the interval is much narrower than
     one built from two separate intervals. With ``estimator="auto"`` one shrinkage threshold is tuned (SLOPE) on
     each difference itself.
+
+    ``baseline="logging"`` (when no target has that name) compares with the policy that produced the logs: its
+    value is the mean logged reward, exactly unbiased on-policy, with per-round terms ``r_i``.
     """
-    if baseline not in targets:
-        raise ValidationError("baseline", f"one of the target names {sorted(targets)}", repr(baseline), owner=_OWNER)
+    if baseline not in targets and baseline != LOGGING:
+        raise ValidationError(
+            "baseline", f"one of the target names {sorted(targets)} or {LOGGING!r}", repr(baseline), owner=_OWNER
+        )
     if adjust not in ("none", "bonferroni"):
         raise ValidationError("adjust", "'none' or 'bonferroni'", repr(adjust), owner=_OWNER)
     (template,) = _resolve_estimators([estimator])
@@ -413,7 +419,15 @@ def compare_policies(
     z = stats.norm.ppf(1 - level / 2)
     z_single = stats.norm.ppf(1 - alpha / 2)
     values, differences = [], []
-    base_inputs = prepared[baseline].inputs
+    on_policy = baseline not in prepared
+    base_inputs = None if on_policy else prepared[baseline].inputs
+    if on_policy:
+        reward = feedback.reward
+        se_logging = float(reward.std(ddof=1) / np.sqrt(len(reward)))
+        values.append({"policy": LOGGING, "estimator": "on-policy mean", "value": float(reward.mean()),
+                       "se": se_logging, "ci_low": float(reward.mean() - z_single * se_logging),
+                       "ci_high": float(reward.mean() + z_single * se_logging), "ess": float(len(reward)),
+                       "reliable": True})
     for name, item in prepared.items():
         value, se, low, high, note, _ = _point_and_analytic(template, item.inputs, z_single, None)
         values.append({"policy": name, "estimator": template.name, "value": value, "se": se, "ci_low": low,
@@ -437,14 +451,19 @@ def compare_policies(
     )
 
 
-def _paired_difference(template: Estimator, candidate: EstimatorInputs, baseline: EstimatorInputs):
-    """Value and influence terms of ``V(candidate) - V(baseline)`` with one estimator."""
+def _paired_difference(template: Estimator, candidate: EstimatorInputs, baseline: EstimatorInputs | None):
+    """Value and influence terms of ``V(candidate) - V(baseline)`` with one estimator; ``baseline=None`` is the
+    logging policy, whose per-round terms are the logged rewards."""
     if isinstance(template, AutoEstimator):
         return template.tune_difference(candidate, baseline)
-    first, second = template.estimate(candidate), template.estimate(baseline)
-    if first.influence is None or second.influence is None:
+    first = template.estimate(candidate)
+    second_value, second_influence = (
+        (float(candidate.reward.mean()), candidate.reward) if baseline is None
+        else (lambda out: (out.value, out.influence))(template.estimate(baseline))
+    )
+    if first.influence is None or second_influence is None:
         raise ValidationError("estimator", "an estimator with influence terms", template.name, owner=_OWNER)
-    return first.value - second.value, first.influence - second.influence, ""
+    return first.value - second_value, first.influence - second_influence, ""
 
 
 __all__ = [

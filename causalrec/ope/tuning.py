@@ -38,10 +38,11 @@ def slope_select(values: np.ndarray, standard_errors: np.ndarray, width: float) 
 class AutoEstimator(Estimator):
     """``auto``: DR with optimistic shrinkage, its threshold tuned by SLOPE on the logs at hand (no ground truth).
 
-    The chosen threshold is reported in the estimate's note. The interval is centred on the chosen estimate but
-    takes its width from the sampling spread of plain DR, the least-biased candidate: the chosen candidate's own
-    spread omits the bias that SLOPE traded for variance (with a small threshold it is the direct method's
-    spread, whose intervals miss the truth). This is conservative by design.
+    The chosen threshold is reported in the estimate's note. The interval is centred on the chosen estimate with
+    standard error ``sqrt(se_DR^2 + (value - value_DR)^2)``: the sampling spread of plain DR (the least-biased
+    candidate) plus, in quadrature, the distance to it as a stand-in for the bias SLOPE traded for variance. The
+    chosen candidate's own spread omits that bias (with a small threshold it is the direct method's spread, whose
+    intervals miss the truth). This is conservative by design.
     """
 
     name = "auto"
@@ -63,8 +64,15 @@ class AutoEstimator(Estimator):
         return candidates[index], outputs
 
     def _honest(self, chosen_value: float, reference: np.ndarray) -> np.ndarray:
-        """Per-round terms with the chosen value as mean and the least-biased candidate's spread."""
-        return reference - reference.mean() + chosen_value
+        """Per-round terms with mean ``chosen_value`` and standard error ``sqrt(se_ref^2 + gap^2)``, where ``ref``
+        is plain DR and ``gap`` the distance between the two estimates."""
+        n = len(reference)
+        centred = reference - reference.mean()
+        se_reference = centred.std(ddof=1) / np.sqrt(n)
+        gap = chosen_value - reference.mean()
+        if se_reference == 0:
+            return np.full(n, chosen_value)
+        return chosen_value + centred * np.sqrt(1 + (gap / se_reference) ** 2)
 
     def statistics(self, inputs: EstimatorInputs) -> np.ndarray:
         output = self.estimate(inputs)
@@ -77,13 +85,16 @@ class AutoEstimator(Estimator):
         influence = self._honest(value, outputs[0].influence)
         return EstimatorOutput(value, influence, f"SLOPE chose {_describe(chosen.lambda_)}; {_INTERVAL_NOTE}")
 
-    def tune_difference(self, candidate: EstimatorInputs, baseline: EstimatorInputs):
-        """One threshold for both policies, tuned by SLOPE on the paired difference itself."""
-        grid = shrinkage_grid(np.concatenate([candidate.weight, baseline.weight]), self.n_thresholds)
+    def tune_difference(self, candidate: EstimatorInputs, baseline: EstimatorInputs | None):
+        """One threshold for both policies, tuned by SLOPE on the paired difference itself (``baseline=None``:
+        the logging policy, whose terms are the logged rewards)."""
+        weights = candidate.weight if baseline is None else np.concatenate([candidate.weight, baseline.weight])
+        grid = shrinkage_grid(weights, self.n_thresholds)
         values, errors, influences = [], [], []
         for lam in grid:
             estimator = DoublyRobustWithShrinkage(lam)
-            influence = estimator.estimate(candidate).influence - estimator.estimate(baseline).influence
+            reference = candidate.reward if baseline is None else estimator.estimate(baseline).influence
+            influence = estimator.estimate(candidate).influence - reference
             influences.append(influence)
             values.append(influence.mean())
             errors.append(influence.std(ddof=1) / np.sqrt(len(influence)))
@@ -93,7 +104,7 @@ class AutoEstimator(Estimator):
         return value, self._honest(value, influences[0]), note
 
 
-_INTERVAL_NOTE = "interval width from plain DR's sampling spread (conservative)"
+_INTERVAL_NOTE = "interval from plain DR's spread plus the distance to plain DR (conservative)"
 
 
 def _describe(lam: float) -> str:

@@ -1,0 +1,73 @@
+"""``causalrec select``: a leaderboard of candidate recommenders by estimated uplift."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from causalrec.cli._common import console, fail, write_json
+from causalrec.exceptions import CausalrecWarning, ValidationError
+
+
+def select(
+    logs: Path | None = typer.Option(None, help="Parquet logs (columns action, reward, position, pscore, context)."),
+    scores: Path | None = typer.Option(
+        None, help="An .npz file with one (n_rounds, n_actions) score array per candidate, named by candidate."
+    ),
+    dataset: str | None = typer.Option(None, help="Built-in logs with the default candidates: 'obd' or 'simulate'."),
+    campaign: str = typer.Option("all", help="Open Bandit campaign: all, men or women."),
+    behavior: str = typer.Option("random", help="Open Bandit logging policy: random or bts."),
+    baseline: str = typer.Option("logging", help="Candidate name, or 'logging' (the policy behind the logs)."),
+    estimator: str = typer.Option("auto", help="OPE estimator for values and uplifts."),
+    alpha: float = typer.Option(0.05, help="Family-wise error rate of the decision."),
+    k: int = typer.Option(10, help="Cut-off of NDCG@k and recall@k."),
+    seed: int = typer.Option(0, help="Seed of cross-fitting and random candidates."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the leaderboard as JSON to this file."),
+    report: Path | None = typer.Option(None, help="Also write an HTML + JSON report into this folder."),
+) -> None:
+    """Rank candidate recommenders by estimated uplift over a baseline, next to their accuracy on the logs."""
+    from causalrec.data.feedback import LoggedFeedback
+    from causalrec.selection import Candidate, default_candidates, select_models
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CausalrecWarning)  # they are part of the leaderboard
+            if dataset == "obd":
+                from causalrec.data.datasets import load_open_bandit
+
+                feedback = load_open_bandit(behavior=behavior, campaign=campaign).feedback
+                field = default_candidates(feedback, random_state=seed)
+            elif dataset == "simulate":
+                from causalrec.data.simulate import make_world
+
+                feedback = make_world(random_state=seed).sample_logs(20_000, random_state=seed)
+                field = default_candidates(feedback, random_state=seed)
+            elif dataset is not None:
+                raise fail(f"unknown --dataset {dataset!r}; available: obd, simulate")
+            else:
+                if logs is None or scores is None:
+                    raise fail("give --logs and --scores, or --dataset")
+                feedback = LoggedFeedback.from_parquet(logs)
+                with np.load(scores) as arrays:
+                    field = [Candidate(name, arrays[name]) for name in arrays.files]
+            board = select_models(field, feedback, baseline=baseline, estimator=estimator, alpha=alpha, k=k,
+                                  random_state=seed)
+    except ValidationError as error:
+        raise fail(str(error)) from error
+    console.print(board.summary())
+    write_json(json_out, board.to_dict())
+    if report is not None:
+        from causalrec.report import Report
+        from causalrec.report.selection import selection_section
+
+        built = Report("causalrec model selection", metadata={"dataset": dataset or str(logs), "seed": seed})
+        built.add(selection_section(board))
+        html_path, _ = built.write(report)
+        console.print(f"report written: {html_path.resolve()}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("select")(select)

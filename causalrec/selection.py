@@ -1,0 +1,384 @@
+"""Select recommenders by estimated uplift, not by accuracy on the logs.
+
+Accuracy on logged data (AUC, log loss, NDCG on what the old policy chose to show) rewards models that imitate
+the old policy and says nothing about the items it never showed. ``select_models`` puts both readings side by
+side for every candidate:
+
+* naive accuracy on the logs: AUC and log loss of the predicted reward of each logged (context, item), NDCG@k and
+  recall@k of the clicked item among the candidate's ranking of the whole catalogue;
+* the off-policy estimate of the candidate's policy value and its **uplift over the baseline** (by default the
+  logging policy), with paired intervals from :func:`causalrec.compare_policies`.
+
+The decision uses simultaneous one-sided lower confidence bounds of the uplift (Bonferroni over the ``m``
+candidates, level ``alpha / m`` each): the winner is the candidate with the highest lower bound if that bound is
+above zero, otherwise the leaderboard says **no significant winner**. Under the null of no uplift anywhere this
+declares a false winner with probability at most ``alpha``.
+
+A :class:`Candidate` is a name, a score matrix over the logged rounds and the whole catalogue (predicted reward
+of every item, probabilities when the model has them), and the policy it induces (greedy top-``L`` of its scores
+by default). Factories below build the usual candidates; any model that produces scores fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import KFold
+
+from causalrec._results import ResultMixin, to_jsonable
+from causalrec.data.feedback import LoggedFeedback
+from causalrec.exceptions import ValidationError
+from causalrec.ope.evaluate import LOGGING, compare_policies
+from causalrec.ope.reward_model import _predict, default_reward_model, design_matrix
+from causalrec.policy import ActionDistribution, epsilon_greedy, greedy_top_k, softmax, uniform_random
+
+_OWNER = "select_models"
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    """A model's scores over the logged rounds and the policy they induce.
+
+    ``scores`` has shape ``(n_rounds, n_actions)``: the model's predicted reward of every item for every logged
+    round (probabilities when available, so that log loss is defined). ``policy`` defaults to the greedy top-``L``
+    ranking of the scores (``L`` = the logs' number of slots).
+    """
+
+    name: str
+    scores: np.ndarray
+    policy: ActionDistribution | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        scores = np.asarray(self.scores, dtype=np.float64)
+        if scores.ndim != 2:
+            raise ValidationError("scores", "a 2-D array (n_rounds, n_actions)", f"shape {scores.shape}", owner=self.name)
+        if not np.isfinite(scores).all():
+            row = int(np.flatnonzero(~np.isfinite(scores).all(axis=1))[0])
+            raise ValidationError("scores", "finite", "NaN or infinity", row, owner=self.name)
+        scores.flags.writeable = False
+        object.__setattr__(self, "scores", scores)
+
+    def resolved_policy(self, n_positions: int) -> ActionDistribution:
+        return self.policy if self.policy is not None else greedy_top_k(self.scores, n_positions)
+
+
+# ------------------------------------------------------------------------------------------- candidates
+
+
+def reward_model_candidate(
+    name: str,
+    feedback: LoggedFeedback,
+    model=None,
+    n_folds: int = 3,
+    random_state: int | None = None,
+    description: str = "",
+) -> Candidate:
+    """Scores from a reward model fit on the logs, cross-fitted: each round is scored by a model that did not
+    see it, for every item at the round's slot (LightGBM when ``model`` is None)."""
+    binary = bool(np.isin(feedback.reward, (0.0, 1.0)).all())
+    model = default_reward_model(binary, random_state) if model is None else model
+    n, n_actions = feedback.n_rounds, feedback.n_actions
+    rows = np.arange(n)
+    features = design_matrix(feedback, rows, feedback.action, feedback.position)
+    scores = np.empty((n, n_actions))
+    for train, test in KFold(n_splits=n_folds, shuffle=True, random_state=random_state).split(rows):
+        if binary and np.unique(feedback.reward[train]).size < 2:
+            scores[test] = feedback.reward[train].mean()
+            continue
+        fitted = clone(model).fit(features[train], feedback.reward[train])
+        test_rounds = np.repeat(test, n_actions)
+        test_actions = np.tile(np.arange(n_actions), len(test))
+        grid = design_matrix(feedback, test_rounds, test_actions, feedback.position[test_rounds])
+        scores[test] = _predict(fitted, grid, binary).reshape(len(test), n_actions)
+    return Candidate(name, scores, description=description or f"{type(model).__name__}, {n_folds}-fold cross-fitted")
+
+
+def popularity_candidate(feedback: LoggedFeedback, n_folds: int = 3, prior_strength: float = 10.0,
+                         random_state: int | None = None) -> Candidate:
+    """Each item's smoothed mean reward on the other folds (the same for every round)."""
+    n = feedback.n_rounds
+    scores = np.empty((n, feedback.n_actions))
+    overall = feedback.reward.mean()
+    for train, test in KFold(n_splits=n_folds, shuffle=True, random_state=random_state).split(np.arange(n)):
+        clicks = np.bincount(feedback.action[train], weights=feedback.reward[train], minlength=feedback.n_actions)
+        shows = np.bincount(feedback.action[train], minlength=feedback.n_actions)
+        scores[test] = (clicks + prior_strength * overall) / (shows + prior_strength)
+    return Candidate("popularity", scores, description="item mean reward, smoothed, cross-fitted")
+
+
+def random_candidate(feedback: LoggedFeedback, random_state: int | None = None) -> Candidate:
+    """Uniformly random recommendations (scores are uninformative noise)."""
+    rng = np.random.default_rng(random_state)
+    return Candidate(
+        "random", rng.random((feedback.n_rounds, feedback.n_actions)),
+        policy=uniform_random(feedback.n_rounds, feedback.n_actions, feedback.n_positions),
+        description="uniform random policy",
+    )
+
+
+def _rank_normalise(scores: np.ndarray) -> np.ndarray:
+    """Per-round ranks scaled to [0, 1] (ties share their average rank)."""
+    ranks = stats.rankdata(scores, axis=1)
+    return (ranks - 1) / max(scores.shape[1] - 1, 1)
+
+
+def ensemble_candidate(name: str, members: Sequence[Candidate], weights: Sequence[float] | None = None) -> Candidate:
+    """Model fusion: the weighted mean of the members' per-round rank-normalised scores."""
+    if not members:
+        raise ValidationError("members", "at least one candidate", "none", owner=name)
+    weights = np.full(len(members), 1 / len(members)) if weights is None else np.asarray(weights, dtype=float)
+    if len(weights) != len(members) or (weights < 0).any() or weights.sum() <= 0:
+        raise ValidationError("weights", "one non-negative weight per member", f"{weights.tolist()}", owner=name)
+    fused = sum(w * _rank_normalise(m.scores) for w, m in zip(weights / weights.sum(), members, strict=True))
+    names = "+".join(m.name for m in members)
+    return Candidate(name, fused, description=f"rank-average ensemble of {names}")
+
+
+def mmr_candidate(name: str, base: Candidate, item_features: np.ndarray, trade_off: float, n_positions: int) -> Candidate:
+    """Maximal marginal relevance re-ranking (Carbonell & Goldstein, SIGIR 1998): slot by slot, pick the item
+    maximising ``trade_off * relevance - (1 - trade_off) * max cosine similarity to the items already chosen``,
+    relevance being the base scores rescaled to [0, 1] per round. ``trade_off = 1`` is the base ranking."""
+    if not 0 <= trade_off <= 1:
+        raise ValidationError("trade_off", "in [0, 1]", repr(trade_off), owner=name)
+    features = np.asarray(item_features, dtype=np.float64)
+    if features.shape[0] != base.scores.shape[1]:
+        raise ValidationError("item_features", f"{base.scores.shape[1]} rows", f"{features.shape[0]}", owner=name)
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    similarity = unit @ unit.T
+    low, high = base.scores.min(axis=1, keepdims=True), base.scores.max(axis=1, keepdims=True)
+    relevance = (base.scores - low) / np.maximum(high - low, 1e-12)
+    n_rounds, n_actions = relevance.shape
+    chosen = np.empty((n_rounds, n_positions), dtype=np.int64)
+    max_similarity = np.full((n_rounds, n_actions), -np.inf)
+    taken = np.zeros((n_rounds, n_actions), dtype=bool)
+    rows = np.arange(n_rounds)
+    for slot in range(n_positions):
+        penalty = np.where(np.isfinite(max_similarity), max_similarity, 0.0)
+        objective = trade_off * relevance - (1 - trade_off) * penalty
+        objective[taken] = -np.inf
+        pick = np.argmax(objective, axis=1)
+        chosen[:, slot] = pick
+        taken[rows, pick] = True
+        max_similarity = np.maximum(max_similarity, similarity[pick])
+    # Scores that reproduce the MMR order (for accuracy metrics) and the deterministic slate as the policy.
+    reranked = np.zeros((n_rounds, n_actions))
+    reranked[rows[:, None], chosen] = np.arange(n_positions, 0, -1)
+    reranked += relevance * 1e-3  # beyond the slate, keep the base order
+    from causalrec.policy import SparseDistribution
+
+    policy = SparseDistribution(
+        np.repeat(rows, n_positions), chosen.ravel(), np.tile(np.arange(n_positions), n_rounds),
+        np.ones(n_rounds * n_positions), n_rounds=n_rounds, n_actions=n_actions, n_positions=n_positions,
+    )
+    return Candidate(name, reranked, policy=policy, description=f"MMR re-ranking of {base.name}, trade-off {trade_off}")
+
+
+def exploration_candidate(base: Candidate, n_positions: int, epsilon: float | None = None,
+                          temperature: float | None = None) -> Candidate:
+    """``base`` with exploration: epsilon-greedy, or a softmax over its scores at ``temperature``."""
+    if (epsilon is None) == (temperature is None):
+        raise ValidationError("epsilon/temperature", "exactly one of them", f"{epsilon=}, {temperature=}",
+                              owner=base.name)
+    if epsilon is not None:
+        return Candidate(f"{base.name}+eps{epsilon:g}", base.scores, epsilon_greedy(base.scores, epsilon, n_positions),
+                         description=f"epsilon-greedy ({epsilon:g}) over {base.name}")
+    return Candidate(f"{base.name}+softmax{temperature:g}", base.scores,
+                     softmax(base.scores, temperature, n_positions),
+                     description=f"softmax (temperature {temperature:g}) over {base.name}")
+
+
+def default_candidates(feedback: LoggedFeedback, random_state: int | None = None) -> list[Candidate]:
+    """The out-of-the-box field: LightGBM and logistic reward models, popularity, random, their ensemble, an MMR
+    diversity re-ranker (when the logs carry item features) and exploration variants."""
+    from sklearn.linear_model import LogisticRegression
+
+    binary = bool(np.isin(feedback.reward, (0.0, 1.0)).all())
+    lightgbm = reward_model_candidate("lightgbm", feedback, random_state=random_state)
+    field = [lightgbm, popularity_candidate(feedback, random_state=random_state), random_candidate(feedback, random_state)]
+    if binary:
+        logistic = reward_model_candidate("logistic", feedback, LogisticRegression(C=1.0, max_iter=500),
+                                          random_state=random_state)
+        field.append(logistic)
+    field.append(ensemble_candidate("ensemble", [c for c in field if c.name in ("lightgbm", "logistic", "popularity")]))
+    if feedback.action_context is not None and feedback.action_context.shape[1] > 0:
+        field.append(mmr_candidate("lightgbm+mmr0.7", lightgbm, feedback.action_context, 0.7, feedback.n_positions))
+    field.append(exploration_candidate(lightgbm, feedback.n_positions, epsilon=0.1))
+    field.append(exploration_candidate(lightgbm, feedback.n_positions, temperature=0.05))
+    return field
+
+
+# ------------------------------------------------------------------------------------------- accuracy
+
+
+def accuracy_on_logs(candidate: Candidate, feedback: LoggedFeedback, k: int) -> dict[str, float]:
+    """AUC / log loss of the logged items' predicted reward and NDCG@k / recall@k of clicked items."""
+    from causalrec.models.metrics import log_loss, ranking_metrics
+
+    logged = candidate.scores[np.arange(feedback.n_rounds), feedback.action]
+    positive = feedback.reward > 0
+    metrics = {"auc": np.nan, "log_loss": np.nan, f"ndcg@{k}": np.nan, f"recall@{k}": np.nan}
+    if 0 < positive.sum() < feedback.n_rounds:
+        metrics["auc"] = float(roc_auc_score(positive, logged))
+        if np.isin(feedback.reward, (0.0, 1.0)).all() and logged.min() >= 0 and logged.max() <= 1:
+            metrics["log_loss"] = log_loss(feedback.reward, logged)
+    if positive.any():
+        ranking = ranking_metrics(candidate.scores[positive], feedback.action[positive], ks=(k,))
+        metrics[f"ndcg@{k}"] = float(ranking[f"ndcg@{k}"])
+        metrics[f"recall@{k}"] = float(ranking[f"recall@{k}"])
+    return metrics
+
+
+# ------------------------------------------------------------------------------------------- leaderboard
+
+
+@dataclass(frozen=True)
+class Leaderboard(ResultMixin):
+    """Candidates ranked by estimated uplift, next to their naive accuracy on the logs, and the decision."""
+
+    table: pd.DataFrame
+    winner: str | None
+    decision: str
+    correction: str
+    baseline: str
+    estimator: str
+    alpha: float
+    accuracy_metric: str
+    n_rounds: int
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table
+
+    def summary(self) -> str:
+        columns = ["candidate", self.accuracy_metric, "rank_by_accuracy", "uplift", "uplift_ci_low", "uplift_ci_high",
+                   "uplift_lcb", "rank_by_uplift", "ess", "reliable"]
+        with pd.option_context("display.width", 160):
+            table = self.table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        lines = [
+            f"Model selection by estimated uplift over {self.baseline!r} ({self.n_rounds} logged rounds, estimator "
+            f"{self.estimator}, {1 - self.alpha:.0%} intervals)",
+            *[f"WARNING: {w}" for w in self.warnings],
+            table,
+            f"Decision: {self.decision}",
+            f"Correction: {self.correction}",
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "winner": self.winner, "decision": self.decision, "correction": self.correction, "baseline": self.baseline,
+            "estimator": self.estimator, "alpha": self.alpha, "accuracy_metric": self.accuracy_metric,
+            "n_rounds": self.n_rounds, "warnings": list(self.warnings), "leaderboard": to_jsonable(self.table),
+            # The planning layer reads comparisons (policy, baseline, difference, se, ...).
+            "comparisons": to_jsonable(self.table.rename(columns={
+                "candidate": "policy", "uplift": "difference", "uplift_se": "se", "uplift_ci_low": "ci_low",
+                "uplift_ci_high": "ci_high"})[["policy", "difference", "se", "ci_low", "ci_high"]]
+                .assign(baseline=self.baseline, estimator=self.estimator)),
+        }
+
+    def plot(self):
+        """Two panels: candidates by naive accuracy, and by estimated uplift with intervals."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        by_accuracy = self.table.sort_values("rank_by_accuracy", ascending=False)
+        by_uplift = self.table.sort_values("rank_by_uplift", ascending=False)
+        figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(self.table) + 1.8))
+        left.barh(by_accuracy["candidate"], by_accuracy[self.accuracy_metric], color="tab:grey")
+        left.set_xlabel(f"{self.accuracy_metric} on the logs (naive)")
+        left.set_title("Ranked by accuracy on the logs")
+        y = np.arange(len(by_uplift))
+        errors = np.vstack([by_uplift["uplift"] - by_uplift["uplift_ci_low"],
+                            by_uplift["uplift_ci_high"] - by_uplift["uplift"]])
+        colors = ["tab:green" if c == self.winner else "tab:blue" for c in by_uplift["candidate"]]
+        right.errorbar(by_uplift["uplift"], y, xerr=errors, fmt="none", ecolor="tab:blue", capsize=3)
+        right.scatter(by_uplift["uplift"], y, color=colors, zorder=3)
+        right.set_yticks(y, by_uplift["candidate"])
+        right.axvline(0, color="black", linestyle="--", linewidth=1)
+        right.set_xlabel(f"estimated uplift over {self.baseline} ({1 - self.alpha:.0%} simultaneous CI)")
+        right.set_title("Ranked by estimated uplift")
+        figure.tight_layout()
+        return figure
+
+
+def select_models(
+    candidates: Sequence[Candidate] | Mapping[str, Candidate],
+    feedback: LoggedFeedback,
+    baseline: str = LOGGING,
+    estimator: str = "auto",
+    alpha: float = 0.05,
+    k: int = 10,
+    accuracy_metric: str = "auc",
+    reward_model=None,
+    n_folds: int = 3,
+    random_state: int | None = None,
+) -> Leaderboard:
+    """Rank ``candidates`` by their estimated uplift over ``baseline`` on ``feedback`` (see the module docstring).
+
+    ``baseline`` is the name of one candidate or ``"logging"`` (the policy that produced the logs).
+    """
+    field_ = list(candidates.values()) if isinstance(candidates, Mapping) else list(candidates)
+    names = [c.name for c in field_]
+    if len(set(names)) != len(names):
+        raise ValidationError("candidates", "distinct names", f"{names}", owner=_OWNER)
+    for candidate in field_:
+        if candidate.scores.shape != (feedback.n_rounds, feedback.n_actions):
+            raise ValidationError(
+                f"candidates[{candidate.name!r}].scores", f"shape {(feedback.n_rounds, feedback.n_actions)}",
+                f"{candidate.scores.shape}", owner=_OWNER,
+            )
+    if accuracy_metric not in ("auc", "log_loss", f"ndcg@{k}", f"recall@{k}"):
+        raise ValidationError("accuracy_metric", f"auc, log_loss, ndcg@{k} or recall@{k}", repr(accuracy_metric),
+                              owner=_OWNER)
+    targets = {c.name: c.resolved_policy(feedback.n_positions) for c in field_}
+    comparison = compare_policies(feedback, targets, baseline=baseline, estimator=estimator,
+                                  reward_model=reward_model, alpha=alpha, adjust="bonferroni", n_folds=n_folds,
+                                  random_state=random_state)
+    differences = comparison.differences.set_index("policy")
+    values = comparison.values.set_index("policy")
+    contenders = [c for c in field_ if c.name != baseline]
+    m = max(len(contenders), 1)
+    z_lower = stats.norm.ppf(1 - alpha / m)
+    rows = []
+    for candidate in field_:
+        row = {"candidate": candidate.name, "description": candidate.description}
+        row.update(accuracy_on_logs(candidate, feedback, k))
+        row.update(value=values.loc[candidate.name, "value"], value_se=values.loc[candidate.name, "se"],
+                   ess=values.loc[candidate.name, "ess"], reliable=bool(values.loc[candidate.name, "reliable"]))
+        if candidate.name in differences.index:
+            diff = differences.loc[candidate.name]
+            row.update(uplift=diff["difference"], uplift_se=diff["se"], uplift_ci_low=diff["ci_low"],
+                       uplift_ci_high=diff["ci_high"], uplift_lcb=diff["difference"] - z_lower * diff["se"],
+                       p_value=diff["p_value"])
+        else:  # the baseline itself
+            row.update(uplift=0.0, uplift_se=0.0, uplift_ci_low=0.0, uplift_ci_high=0.0, uplift_lcb=0.0, p_value=np.nan)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    higher_is_better = accuracy_metric != "log_loss"
+    table["rank_by_accuracy"] = table[accuracy_metric].rank(ascending=not higher_is_better, method="min")
+    table["rank_by_uplift"] = table["uplift"].rank(ascending=False, method="min")
+    table = table.sort_values("rank_by_uplift").reset_index(drop=True)
+
+    eligible = table[table["candidate"] != baseline]
+    best = eligible.loc[eligible["uplift_lcb"].idxmax()] if len(eligible) else None
+    if best is not None and best["uplift_lcb"] > 0:
+        winner = str(best["candidate"])
+        decision = (f"{winner}: estimated uplift {best['uplift']:.4g} over {baseline}, simultaneous lower bound "
+                    f"{best['uplift_lcb']:.4g} > 0")
+    else:
+        winner = None
+        decision = "no significant winner: no candidate's simultaneous lower bound of uplift is above 0"
+    correction = (f"Bonferroni over {m} candidates: one-sided lower bounds at level {alpha / m:.3g} each "
+                  f"(family-wise error <= {alpha}); intervals two-sided at {alpha / m:.3g}")
+    warnings_ = tuple(f"{name}: {w}" for name, d in comparison.diagnostics.items() for w in d.warnings)
+    return Leaderboard(table, winner, decision, correction, baseline, comparison.estimator, alpha, accuracy_metric,
+                       feedback.n_rounds, warnings_)

@@ -1,0 +1,151 @@
+"""Model selection by estimated uplift, checked against the simulator's exact policy values."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import expit, logit
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from causalrec import CausalrecWarning, ValidationError, policy, simulate
+from causalrec.selection import (
+    Candidate,
+    default_candidates,
+    ensemble_candidate,
+    exploration_candidate,
+    mmr_candidate,
+    select_models,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::causalrec.exceptions.CausalrecWarning")
+
+
+@pytest.fixture(scope="module")
+def active_world():
+    return simulate.make_world(user_activity_scale=1.5, random_state=7)
+
+
+def _scores(world, rng):
+    top_slot = logit(world.organic_prob + world.examination[0] * world.true_effect)
+    user_level = top_slot.mean(axis=1, keepdims=True)
+    return {
+        "item-ranker": expit(top_slot - user_level + top_slot.mean()),
+        "noisy": expit(top_slot + rng.normal(0, 1.0, top_slot.shape)),
+        "random": rng.random(top_slot.shape),
+    }
+
+
+def test_uplift_ranks_candidates_like_the_truth_where_accuracy_does_not(active_world):
+    world = active_world
+    scores = _scores(world, np.random.default_rng(8))
+    baseline = world.policy_value(world.logging_policy())
+    truth = {n: world.policy_value(policy.greedy_top_k(s, 3)) - baseline for n, s in scores.items()}
+    logs = world.sample_logs(20_000, random_state=3)
+    candidates = [Candidate(n, s[logs.user_id]) for n, s in scores.items()]
+    board = select_models(candidates, logs, reward_model=LogisticRegression(max_iter=300), random_state=0)
+    table = board.table.set_index("candidate")
+    # The most accurate model on the logs is not the best one by true uplift ...
+    assert table["auc"].idxmax() == "noisy"
+    assert max(truth, key=truth.get) == "item-ranker"
+    # ... and the uplift leaderboard gets the order and the winner right, with intervals covering the truth.
+    assert list(board.table["candidate"]) == sorted(truth, key=truth.get, reverse=True)
+    assert board.winner == "item-ranker"
+    for name, value in truth.items():
+        assert table.loc[name, "uplift_ci_low"] <= value <= table.loc[name, "uplift_ci_high"]
+    assert "Bonferroni over 3 candidates" in board.correction
+    payload = board.to_dict()
+    assert payload["winner"] == "item-ranker"
+    assert {"policy", "baseline", "difference", "se"} <= set(payload["comparisons"][0])
+    figure = board.plot()
+    assert len(figure.axes) == 2
+
+
+def test_indistinguishable_candidates_rarely_produce_a_false_winner():
+    world = simulate.make_world(relevance_scale=0.0, popularity_scale=0.0, effect_mean=0.0, effect_scale=0.0,
+                                effect_relevance_slope=0.0, base_rate=0.1, random_state=1)
+    rng = np.random.default_rng(0)
+    scores = {name: rng.random((world.n_users, world.n_items)) for name in ("a", "b", "c")}
+    winners = 0
+    replications = 40
+    for seed in range(replications):
+        logs = world.sample_logs(3000, random_state=seed)
+        candidates = [Candidate(n, s[logs.user_id]) for n, s in scores.items()]
+        winners += select_models(candidates, logs, estimator="ips").winner is not None
+    # Family-wise error is at most 5%; 40 replications: P(more than 6 false winners) < 1% under that bound.
+    assert winners <= 6
+
+
+def test_no_significant_winner_is_stated_when_the_bound_is_not_above_zero():
+    world = simulate.make_world(n_users=100, n_items=10, random_state=2)
+    logs = world.sample_logs(300, random_state=0)
+    rng = np.random.default_rng(1)
+    board = select_models([Candidate("x", rng.random((300, 10))), Candidate("y", rng.random((300, 10)))], logs,
+                          estimator="ips")
+    if board.table["uplift_lcb"].max() <= 0:
+        assert board.winner is None and board.decision.startswith("no significant winner")
+    else:
+        assert board.winner == board.table.loc[board.table["uplift_lcb"].idxmax(), "candidate"]
+
+
+def test_accuracy_metrics_match_sklearn_and_hand_computation():
+    world = simulate.make_world(n_users=200, n_items=12, random_state=3)
+    logs = world.sample_logs(4000, random_state=1)
+    scores = world.exposed_prob[logs.user_id]
+    board = select_models([Candidate("m", scores)], logs, estimator="ips", k=5)
+    row = board.table.iloc[0]
+    assert row["auc"] == pytest.approx(roc_auc_score(logs.reward, scores[np.arange(4000), logs.action]))
+    clicked = logs.reward > 0
+    rank = 1 + (scores[clicked] > scores[clicked, logs.action[clicked]][:, None]).sum(axis=1)
+    assert row["recall@5"] == pytest.approx(np.mean(rank <= 5))
+    assert row["ndcg@5"] == pytest.approx(np.mean(np.where(rank <= 5, 1 / np.log2(rank + 1), 0.0)))
+
+
+def test_mmr_trade_off_runs_from_relevance_to_diversity():
+    rng = np.random.default_rng(4)
+    scores = rng.random((50, 8))
+    features = np.vstack([np.eye(4), np.eye(4)])  # items i and i + 4 are identical
+    base = Candidate("base", scores)
+    pure = mmr_candidate("pure", base, features, trade_off=1.0, n_positions=3)
+    np.testing.assert_array_equal(pure.policy.to_dense(), policy.greedy_top_k(scores, 3).to_dense())
+    diverse = mmr_candidate("diverse", base, features, trade_off=0.0, n_positions=3)
+    dense = diverse.policy.to_dense()
+    chosen = np.argmax(dense, axis=1)  # (rounds, slots)
+    # With zero weight on relevance, no slate ever repeats a feature vector.
+    assert all(len({item % 4 for item in row}) == 3 for row in chosen)
+    with pytest.raises(ValidationError, match="trade_off"):
+        mmr_candidate("bad", base, features, trade_off=1.5, n_positions=3)
+
+
+def test_ensemble_averages_rank_normalised_scores():
+    first = Candidate("a", np.array([[0.1, 0.5, 0.9]]))
+    second = Candidate("b", np.array([[30.0, 20.0, 10.0]]))
+    fused = ensemble_candidate("fusion", [first, second], weights=[3, 1])
+    np.testing.assert_allclose(fused.scores, [[0.75 * 0 + 0.25 * 1, 0.5, 0.75 * 1 + 0.25 * 0]])
+
+
+def test_candidate_and_selection_errors():
+    world = simulate.make_world(n_users=50, n_items=6, random_state=5)
+    logs = world.sample_logs(200, random_state=0)
+    with pytest.raises(ValidationError, match="finite"):
+        Candidate("nan", np.full((200, 6), np.nan))
+    with pytest.raises(ValidationError, match="distinct names"):
+        select_models([Candidate("a", np.zeros((200, 6))), Candidate("a", np.ones((200, 6)))], logs, estimator="ips")
+    with pytest.raises(ValidationError, match=r"shape \(200, 6\)"):
+        select_models([Candidate("a", np.zeros((199, 6)))], logs, estimator="ips")
+    with pytest.raises(ValidationError, match="exactly one"):
+        exploration_candidate(Candidate("a", np.zeros((200, 6))), 3)
+
+
+def test_default_candidates_run_end_to_end_on_logs_with_item_features():
+    world = simulate.make_world(n_users=150, n_items=10, random_state=6)
+    logs = world.sample_logs(3000, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        field = default_candidates(logs, random_state=0)
+        board = select_models(field, logs, baseline="random", random_state=0)
+    names = set(board.table["candidate"])
+    assert {"lightgbm", "logistic", "popularity", "random", "ensemble", "lightgbm+mmr0.7", "lightgbm+eps0.1"} <= names
+    assert board.table.set_index("candidate").loc["random", "uplift"] == 0.0
