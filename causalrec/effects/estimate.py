@@ -1,0 +1,329 @@
+"""``estimate_effect``: the effect of exposure, with DoWhy's four verbs and EconML's estimators.
+
+1. **model**: :class:`~causalrec.effects.problem.EffectProblem` builds DoWhy's ``CausalModel`` (back-door graph)
+   on a private numeric copy of the rows;
+2. **identify**: DoWhy's back-door estimand;
+3. **estimate**: an EconML estimator with explicit, seeded, cross-fitted nuisance models, through the warning-free
+   path ``dowhy.causal_estimators.econml.Econml(estimand, econml_estimator=instance)``; ``estimator="auto"``
+   chooses the CATE family by held-out R-score (:mod:`causalrec.effects.model_selection`);
+4. **refute**: :meth:`EffectResult.refute` (:mod:`causalrec.effects.refute`).
+
+Estimands and their estimators:
+
+* ATE ``E[Y(1) - Y(0)]``: always from a doubly-robust estimate (Robins et al. 1994; Kennedy 2020): the chosen model
+  when it is a DR learner, otherwise an additional ``LinearDRLearner`` on the same nuisances. Its mean CATE over the
+  rows equals the AIPW mean of the DR pseudo-outcomes, whatever the shape of the true CATE (a linear final
+  stage such as LinearDML's does *not* estimate the ATE when the effect is heterogeneous). The interval is the
+  EconML estimator's ``ate_interval`` (not DoWhy's per-unit intervals).
+* ATT ``E[Y(1) - Y(0) | T = 1]``: the chosen CATE model averaged over exposed rows, with its ``ate_interval`` over
+  those rows; for meta-learners (no inference) the DR model's average over exposed rows.
+* CATE ``tau(x) = E[Y(1) - Y(0) | X = x]``: :meth:`EffectResult.cate` and :meth:`EffectResult.cate_interval`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from causalrec._results import ResultMixin, to_jsonable
+from causalrec.effects.catalogue import (
+    DEFAULT_CANDIDATES,
+    DR_FAMILIES,
+    default_outcome_model,
+    default_propensity_model,
+    family_of,
+    is_meta_learner,
+    make_estimator,
+)
+from causalrec.effects.model_selection import ModelSelection, Nuisances, cross_fit_nuisances, select_model
+from causalrec.effects.problem import EffectProblem, PreparedData
+from causalrec.exceptions import CausalrecWarning, ValidationError
+
+logger = logging.getLogger(__name__)
+_OWNER = "effects"
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A DoWhy-wrapped fitted EconML estimator, the unfitted template it came from, and DoWhy's estimate."""
+
+    family: str
+    wrapper: Any = field(repr=False)
+    template: Any = field(repr=False)
+    dowhy_value: float = float("nan")
+
+    @property
+    def econml(self) -> Any:
+        return self.wrapper.estimator
+
+    @property
+    def has_inference(self) -> bool:
+        return not is_meta_learner(self.econml)
+
+
+def fit_through_dowhy(problem: EffectProblem, prepared: PreparedData, template: Any, groups=None) -> FittedModel:
+    """Model, identify and estimate with a deep copy of the unfitted ``template`` on a private copy of the rows.
+
+    ``groups`` (cross-fitting estimators only) keeps rows of one group in one fold.
+    """
+    from dowhy.causal_estimators.econml import Econml
+    from sklearn.exceptions import DataConversionWarning
+
+    _, estimand = problem.identify(prepared)
+    frame = prepared.frame.copy(deep=True)
+    wrapper = Econml(estimand, econml_estimator=copy.deepcopy(template))
+    with warnings.catch_warnings():
+        # EconML's meta-learners hand scikit-learn a column-vector treatment; harmless, and not ours to fix.
+        warnings.filterwarnings("ignore", category=DataConversionWarning)
+        wrapper.fit(frame, effect_modifier_names=list(prepared.effect_modifiers),
+                    **({} if groups is None else {"groups": np.asarray(groups)}))
+    estimate = wrapper.estimate_effect(frame, treatment_value=1, control_value=0, target_units="ate")
+    return FittedModel(family_of(template), wrapper, template, float(np.ravel(estimate.value)[0]))
+
+
+def _summary_inference(model: FittedModel, frame: pd.DataFrame, alpha: float) -> tuple[float, float, float, float]:
+    """Mean CATE over ``frame``'s rows with its standard error and interval (EconML ``ate_inference``)."""
+    columns = model.wrapper._effect_modifier_names
+    inference = model.econml.ate_inference(X=frame[columns].to_numpy(np.float64))
+    low, high = inference.conf_int_mean(alpha=alpha)
+    return (float(np.ravel(inference.mean_point)[0]), float(np.ravel(inference.stderr_mean)[0]),
+            float(np.ravel(low)[0]), float(np.ravel(high)[0]))
+
+
+@dataclass(frozen=True)
+class EffectResult(ResultMixin):
+    """ATE, ATT and CATE of exposure with intervals, how they were estimated and the evidence behind them.
+
+    Public fields are plain numbers and tables (``to_dict`` is JSON-safe); the fitted models are kept in
+    private fields for :meth:`cate`, :meth:`cate_interval` and :meth:`refute`.
+    """
+
+    problem: EffectProblem
+    estimator: str
+    ate: float
+    ate_se: float
+    ate_interval: tuple[float, float]
+    att: float
+    att_se: float
+    att_interval: tuple[float, float]
+    naive_difference: float
+    naive_interval: tuple[float, float]
+    alpha: float
+    n_rows: int
+    n_exposed: int
+    ate_method: str
+    att_method: str
+    estimand: str
+    diagnostics: dict
+    warnings: tuple[str, ...] = ()
+    selection: ModelSelection | None = None
+    random_state: int = 0
+    options: dict = field(default_factory=dict)
+    _prepared: PreparedData | None = field(default=None, repr=False, compare=False)
+    _model: FittedModel | None = field(default=None, repr=False, compare=False)
+    _ate_model: FittedModel | None = field(default=None, repr=False, compare=False)
+    _nuisances: Nuisances | None = field(default=None, repr=False, compare=False)
+
+    # ------------------------------------------------------------------------------------------- CATE
+    def _encoded(self, data: pd.DataFrame | None) -> pd.DataFrame:
+        if data is None:
+            return self._prepared.frame
+        prepared, problem = self._prepared, self.problem
+        needed = self._model.wrapper._effect_modifier_names
+        originals = [c for c in dict.fromkeys([*problem.adjustment_set, *problem.modifiers])
+                     if any(n == c or n.startswith(f"{c}__") for n in needed)]
+        missing = [c for c in originals if c not in data.columns]
+        if missing:
+            raise ValidationError("columns", "the effect modifiers (and, for meta-learners, the confounders)",
+                                  f"missing {missing}", owner=_OWNER)
+        columns = {}
+        for column in originals:
+            if column in prepared.encoding:
+                text = data[column].astype(str).to_numpy()
+                for k, category in enumerate(prepared.encoding[column]):
+                    columns[f"{column}__{k}"] = (text == category).astype(np.float64)
+            else:
+                columns[column] = np.asarray(data[column], dtype=np.float64)
+        return pd.DataFrame(columns)[needed]
+
+    def cate(self, data: pd.DataFrame | None = None) -> np.ndarray:
+        """Estimated effect of exposure for each row of ``data`` (default: the estimation rows)."""
+        frame = self._encoded(data)
+        return np.asarray(self._model.wrapper.effect(frame), dtype=np.float64).ravel()
+
+    def cate_interval(self, data: pd.DataFrame | None = None, alpha: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row ``1 - alpha`` CATE intervals; NaN for meta-learners, which have no analytic inference."""
+        frame = self._encoded(data)
+        if not self._model.has_inference:
+            nan = np.full(len(frame), np.nan)
+            return nan, nan.copy()
+        columns = self._model.wrapper._effect_modifier_names
+        low, high = self._model.econml.effect_interval(frame[columns].to_numpy(np.float64),
+                                                       alpha=self.alpha if alpha is None else alpha)
+        return np.ravel(low).astype(np.float64), np.ravel(high).astype(np.float64)
+
+    @property
+    def econml_estimator(self) -> Any:
+        """The fitted EconML estimator behind the CATE (for SHAP values, policy trees, ...)."""
+        return self._model.econml
+
+    # ------------------------------------------------------------------------------------------- refute
+    def refute(self, methods: Sequence[str] | None = None, num_simulations: int = 3,
+               random_state: int | None = None, **options):
+        """Run refuters on private copies of the rows (see :func:`causalrec.effects.refute.refute_estimate`)."""
+        from causalrec.effects.refute import refute_estimate
+
+        return refute_estimate(self, methods=methods, num_simulations=num_simulations,
+                               random_state=self.random_state if random_state is None else random_state, **options)
+
+    # ------------------------------------------------------------------------------------------- reporting
+    def to_frame(self) -> pd.DataFrame:
+        rows = [
+            ("ATE", self.ate, self.ate_se, *self.ate_interval, self.ate_method),
+            ("ATT", self.att, self.att_se, *self.att_interval, self.att_method),
+            ("naive difference", self.naive_difference, np.nan, *self.naive_interval, "difference in means"),
+        ]
+        return pd.DataFrame(rows, columns=["estimand", "estimate", "se", "ci_low", "ci_high", "method"])
+
+    def to_dict(self) -> dict:
+        payload = {f.name: to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)
+                   if not f.name.startswith("_")}
+        payload["problem"] = dataclasses.asdict(self.problem)
+        return to_jsonable(payload)
+
+    def summary(self) -> str:
+        with pd.option_context("display.width", 140):
+            table = self.to_frame().to_string(index=False, float_format=lambda v: f"{v:.5g}")
+        diag = self.diagnostics
+        lines = [
+            f"Effect of exposure ({self.problem.describe()})",
+            f"{self.n_rows} rows, {self.n_exposed} exposed; CATE estimator: {self.estimator}; "
+            f"{1 - self.alpha:.0%} intervals",
+            table,
+            f"propensity AUC {diag['propensity_auc']:.3f} (se {diag['propensity_auc_se']:.3f}), propensity range "
+            f"[{diag['propensity_min']:.3g}, {diag['propensity_max']:.3g}], share clipped "
+            f"{diag['share_clipped']:.2%}, IPW effective sample size {diag['ipw_effective_sample_size']:.0f}",
+        ]
+        if self.selection is not None:
+            lines.append(f"auto: chose {self.selection.chosen}: {self.selection.reason}")
+        lines += [f"WARNING: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def _naive(y: np.ndarray, t: np.ndarray, alpha: float) -> tuple[float, tuple[float, float]]:
+    treated, control = y[t == 1], y[t == 0]
+    difference = treated.mean() - control.mean()
+    se = np.sqrt(treated.var(ddof=1) / len(treated) + control.var(ddof=1) / len(control))
+    z = stats.norm.ppf(1 - alpha / 2)
+    return float(difference), (float(difference - z * se), float(difference + z * se))
+
+
+def _diagnostics(nuisances: Nuisances, t: np.ndarray) -> tuple[dict, list[str]]:
+    e = nuisances.propensity
+    weights = np.where(t == 1, 1 / e, 1 / (1 - e))
+    ess = float(weights.sum() ** 2 / np.sum(weights**2))
+    clipped = np.mean((e <= nuisances.min_propensity + 1e-12) | (e >= 1 - nuisances.min_propensity - 1e-12))
+    diagnostics = {
+        "propensity_auc": nuisances.propensity_auc, "propensity_auc_se": nuisances.propensity_auc_se,
+        "propensity_min": float(e.min()), "propensity_max": float(e.max()),
+        "share_clipped": float(clipped), "share_extreme_propensity": float(np.mean((e < 0.05) | (e > 0.95))),
+        "ipw_effective_sample_size": ess, "n_positive_outcomes_exposed": None,
+    }
+    messages = []
+    if diagnostics["share_extreme_propensity"] > 0.1:
+        messages.append(f"{diagnostics['share_extreme_propensity']:.0%} of rows have an exposure propensity outside "
+                        "[0.05, 0.95]: overlap is poor and effects rest on extrapolation")
+    return diagnostics, messages
+
+
+def estimate_effect(
+    data: pd.DataFrame,
+    treatment: str,
+    outcome: str,
+    confounders: Sequence[str] = (),
+    effect_modifiers: Sequence[str] | None = None,
+    score: str | None = None,
+    estimator: str | Any = "auto",
+    random_state: int = 0,
+    alpha: float = 0.05,
+    outcome_model: Any = None,
+    propensity_model: Any = None,
+    cv: int = 3,
+    min_propensity: float = 0.01,
+    candidates: Sequence[str] = DEFAULT_CANDIDATES,
+    selection_splits: int = 2,
+    use_ray: bool = False,
+    n_bootstrap: int = 100,
+) -> EffectResult:
+    """Estimate the effect of exposure ``treatment`` on ``outcome`` (module docstring for the estimands).
+
+    ``data`` is never modified. ``confounders`` (and the ranker ``score``) are adjusted for; ``effect_modifiers``
+    (default: the confounders) are the CATE's features. ``estimator`` is a family name of
+    :mod:`causalrec.effects.catalogue`, ``"auto"`` (choose among ``candidates`` by held-out R-score) or an
+    unfitted EconML estimator instance. ``outcome_model`` / ``propensity_model`` are any scikit-learn
+    regressor / classifier (default LightGBM), cloned and seeded per use; nuisances are cross-fitted with ``cv``
+    folds. ``use_ray`` distributes DML/DR cross-fitting with Ray.
+    """
+    if not 0 < alpha < 1:
+        raise ValidationError("alpha", "in (0, 1)", repr(alpha), owner=_OWNER)
+    problem = EffectProblem(treatment, outcome, tuple(confounders), tuple(effect_modifiers or ()), score)
+    prepared = problem.prepare(data)
+    y, t, features, controls = prepared.arrays()
+    outcome_model = default_outcome_model(random_state) if outcome_model is None else outcome_model
+    propensity_model = default_propensity_model(random_state) if propensity_model is None else propensity_model
+    options = dict(outcome_model=outcome_model, propensity_model=propensity_model, cv=cv,
+                   min_propensity=min_propensity, use_ray=use_ray)
+
+    nuisances = cross_fit_nuisances(prepared.all_features(), y, t, outcome_model, propensity_model,
+                                    cv=max(cv, 2), min_propensity=min_propensity, random_state=random_state)
+    diagnostics, messages = _diagnostics(nuisances, t)
+    diagnostics["n_positive_outcomes_exposed"] = int(np.sum((y > 0) & (t == 1)))
+
+    selection = None
+    if isinstance(estimator, str) and estimator == "auto":
+        ray_options = dict(options)
+        selection = select_model(y, t, features, controls, nuisances, candidates=candidates,
+                                 n_splits=selection_splits, random_state=random_state, n_bootstrap=n_bootstrap,
+                                 **{**ray_options, "use_ray": False})
+        estimator = selection.chosen
+    template = make_estimator(estimator, random_state=random_state, **options) if isinstance(estimator, str) \
+        else copy.deepcopy(estimator)
+
+    model = fit_through_dowhy(problem, prepared, template)
+    if model.family in DR_FAMILIES:
+        ate_model = model
+    else:
+        ate_model = fit_through_dowhy(problem, prepared,
+                                      make_estimator("linear_dr", random_state=random_state, **options))
+    frame = prepared.frame
+    ate, ate_se, ate_low, ate_high = _summary_inference(ate_model, frame, alpha)
+    exposed = frame[frame[prepared.treatment] == 1]
+    att_model = model if model.has_inference else ate_model
+    att, att_se, att_low, att_high = _summary_inference(att_model, exposed, alpha)
+    naive, naive_interval = _naive(y, t, alpha)
+    _, estimand = problem.identify(prepared)
+    for message in messages:
+        warnings.warn(message, CausalrecWarning, stacklevel=2)
+    return EffectResult(
+        problem=problem, estimator=model.family, ate=ate, ate_se=ate_se, ate_interval=(ate_low, ate_high),
+        att=att, att_se=att_se, att_interval=(att_low, att_high), naive_difference=naive,
+        naive_interval=naive_interval, alpha=alpha, n_rows=prepared.n_rows, n_exposed=int(t.sum()),
+        ate_method=f"doubly robust ({ate_model.family}, mean CATE = AIPW)",
+        att_method=f"{att_model.family} CATE averaged over exposed rows",
+        estimand=str(estimand.estimands.get("backdoor", estimand)).strip().splitlines()[0] if hasattr(
+            estimand, "estimands") else str(estimand),
+        diagnostics=diagnostics, warnings=tuple(messages), selection=selection, random_state=random_state,
+        options={"cv": cv, "min_propensity": min_propensity, "use_ray": use_ray,
+                 "outcome_model": type(outcome_model).__name__, "propensity_model": type(propensity_model).__name__,
+                 "dowhy_mean_cate": model.dowhy_value},
+        _prepared=prepared, _model=model, _ate_model=ate_model, _nuisances=nuisances,
+    )
