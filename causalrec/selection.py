@@ -14,6 +14,10 @@ candidates, level ``alpha / m`` each): the winner is the candidate with the high
 above zero, otherwise the leaderboard says **no significant winner**. Under the null of no uplift anywhere this
 declares a false winner with probability at most ``alpha``.
 
+Candidates must not be fit on the rounds they are evaluated on: a policy whose choice in a round depends on that
+round's own reward is scored optimistically. Fit them on other data, or cross-fit them as
+:func:`reward_model_candidate` and :func:`popularity_candidate` do.
+
 A :class:`Candidate` is a name, a score matrix over the logged rounds and the whole catalogue (predicted reward
 of every item, probabilities when the model has them), and the policy it induces (greedy top-``L`` of its scores
 by default). Factories below build the usual candidates; any model that produces scores fits.
