@@ -184,7 +184,7 @@ def test_power_and_mde_invert_sample_size(method):
 
 
 def test_ratio_metric_uses_the_delta_method_variance():
-    metric = RatioMetric.from_moments(1.0, 20.0, 1.5, 15.0, 0.6)
+    metric = RatioMetric.from_moments(1.0, 20.0, 1.5, 15.0, 0.6, effect_scaling="equal_variance")
     moments = metric.moments
     unit_variance = (moments.numerator_variance / 20.0**2 - 2 * 1.0 * moments.covariance / 20.0**3
                      + 1.0**2 * moments.denominator_variance / 20.0**4)
@@ -196,6 +196,19 @@ def test_ratio_metric_uses_the_delta_method_variance():
     z_sum = stats.norm.isf(0.025) + stats.norm.ppf(0.8)  # the closed form neglects the far tail: 2e-6 larger
     assert relative_gap(result.n_treatment, 2 * unit_variance * z_sum**2 / (0.05 * 0.05) ** 2) <= 1e-5
     assert result.settings.variance_convention == "delta_method_z"
+
+
+def test_ratio_metric_with_a_multiplicative_effect():
+    metric = RatioMetric.from_moments(1.0, 20.0, 1.5, 15.0, 0.6)  # multiplicative by default
+    control = metric.moments.unit_variance
+    lift, ratio = 0.1, 0.05
+    effect = lift * ratio
+    standardized = effect / math.sqrt(control * (1 + lift) ** 2 + control / 2.0)  # per treatment unit, r = 2
+    result = sample_size(metric, mde_rel=lift, allocation_ratio=2.0)
+    # statsmodels' z-test on sqrt(1/n1 + 1/n2) with d chosen so that d^2 / (1 + 1/r) matches our noncentrality
+    oracle = NormalIndPower().solve_power(standardized * math.sqrt(1 + 1 / 2.0), alpha=0.05, power=0.8, ratio=2.0)
+    assert relative_gap(result.n_treatment, oracle) <= RTOL
+    assert "(1 + lift)^2" in " ".join(result.settings.assumptions)
 
 
 def test_variance_factor_scales_the_sample_size():

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import integrate, stats
 
 from causalrec.exceptions import CausalrecWarning, ValidationError
 from causalrec.planning import (
@@ -18,8 +18,10 @@ from causalrec.planning import (
     RatioMetric,
     assurance,
     cuped_adjust,
+    empirical_bayes_prior,
     estimate_variance_reduction,
     experiment_duration,
+    hierarchical_normal_posterior,
     impression_level_variance,
     maximum_assurance,
     plan_experiment,
@@ -198,22 +200,40 @@ def test_choosing_a_comparison():
     assert caught.value.field == "policy"
 
 
-def test_empirical_bayes_posterior_by_hand():
+def test_hierarchical_posterior_against_direct_integration():
+    # Independent oracle: the normal hierarchical model (Gelman et al., BDA 5.4) integrated over tau with quad.
     d = np.array([0.0015, 0.0008, 0.0002, 0.0011])
     s = np.array([0.0006, 0.0006, 0.0005, 0.0007])
-    w = 1 / s**2
-    fixed = np.sum(w * d) / np.sum(w)
-    q = np.sum(w * (d - fixed) ** 2)
-    tau2 = max(0.0, (q - 3) / (np.sum(w) - np.sum(w**2) / np.sum(w)))  # DerSimonian-Laird (1986)
-    w_star = 1 / (s**2 + tau2)
-    mu = np.sum(w_star * d) / np.sum(w_star)
-    shrink = tau2 / (tau2 + s[0] ** 2)
+
+    def pieces(tau: float):
+        w = 1 / (s**2 + tau**2)
+        mu_variance = 1 / w.sum()
+        mu_hat = mu_variance * (w * d).sum()
+        density = math.sqrt(mu_variance) * np.prod(np.sqrt(w)) * math.exp(-0.5 * (w * (d - mu_hat) ** 2).sum())
+        b = s[0] ** 2 / (s[0] ** 2 + tau**2)
+        mean = (1 - b) * d[0] + b * mu_hat
+        return density, mean, (1 - b) * s[0] ** 2 + b**2 * mu_variance
+
+    def integral(function):
+        return integrate.quad(lambda t: function(*pieces(t)), 0, np.inf, epsabs=0, epsrel=1e-10, limit=500)[0]
+
+    norm = integral(lambda p, m, v: p)
+    mean = integral(lambda p, m, v: p * m) / norm
+    variance = integral(lambda p, m, v: p * (v + m**2)) / norm - mean**2
     effect = shrink_uplift(d[0], s[0], candidate_estimates=d, candidate_standard_errors=s, selected_as_best=True)
-    assert effect.estimate == pytest.approx(mu + shrink * (d[0] - mu), rel=1e-12)
-    assert effect.standard_error == pytest.approx(
-        math.sqrt(shrink * s[0] ** 2 + (1 - shrink) ** 2 / np.sum(w_star)), rel=1e-12
-    )
-    assert effect.estimate < d[0]
+    assert effect.method == "empirical_bayes"
+    assert effect.estimate == pytest.approx(mean, rel=1e-3)
+    assert effect.standard_error == pytest.approx(math.sqrt(variance), rel=1e-3)
+    assert empirical_bayes_prior(d, s)[0] < effect.estimate < d[0]  # shrunk towards the candidates' mean
+
+
+def test_hierarchical_posterior_limits():
+    spread = np.array([-1.0, 0.0, 1.0]) * 1000.0  # candidates far apart: (almost) no shrinkage
+    mean, sd, _, _ = hierarchical_normal_posterior(spread, np.ones(3), 2)
+    assert mean == pytest.approx(1000.0, rel=1e-3) and sd == pytest.approx(1.0, rel=0.01)
+    same = np.array([0.5, 0.5, 0.5, 0.5, 0.5])  # identical candidates: pooled towards their mean, narrower
+    mean, sd, prior_mean, _ = hierarchical_normal_posterior(same, np.ones(5), 0)
+    assert mean == pytest.approx(0.5, abs=1e-12) and prior_mean == pytest.approx(0.5, abs=1e-12) and sd < 1.0
 
 
 def test_user_prior_posterior_and_single_estimate_warning():
@@ -266,7 +286,7 @@ def test_plan_from_offline_names_convention_and_assumptions():
     payload = json.loads(json.dumps(plan.to_dict()))
     assert payload["variance_convention"] == "pooled_null_unpooled_alt"
     assert payload["design"]["settings"]["variance_convention_description"]
-    assert any("empirical-Bayes" in a for a in payload["assumptions"])
+    assert any("hierarchical normal model" in a for a in payload["assumptions"])
     assert plan.effect.estimate < plan.effect.raw_estimate
     assert plan.n_treatment_unshrunk < plan.design.n_treatment  # planning on the raw winner would under-size
     assert plan.max_n_treatment == math.ceil(plan.design.n_treatment * plan.sequential.inflation_factor)

@@ -23,11 +23,15 @@ An offline uplift is noisy, and the best of several candidates is biased upward 
 plan uses a shrunk estimate:
 
 * a user prior ``N(prior_mean, prior_sd^2)``: the normal posterior;
-* otherwise, with at least three candidates: an empirical-Bayes normal prior fitted to all candidates
-  (DerSimonian-Laird moment estimate of the between-candidate variance ``tau^2``, precision-weighted mean
-  ``mu``); the posterior mean ``mu + B (d - mu)``, ``B = tau^2 / (tau^2 + se^2)``, with variance ``B se^2 +
-  (1 - B)^2 Var(mu_hat)``. A posterior given all candidates is not changed by selecting the best of them
-  (Dawid 1994), so this also corrects the winner's curse;
+* otherwise, with at least three candidates: a normal prior ``N(mu, tau^2)`` learnt from all candidates
+  (:func:`hierarchical_normal_posterior`): given ``tau`` the posterior mean is ``mu_hat + B (d - mu_hat)``,
+  ``B = tau^2 / (tau^2 + se^2)``, with variance ``B se^2 + (1 - B)^2 Var(mu_hat)``; ``tau`` is integrated over
+  its posterior (uniform prior) instead of being plugged in, because with a handful of candidates the plug-in
+  estimate (e.g. DerSimonian-Laird, :func:`empirical_bayes_prior`) is often 0 and the interval far too narrow.
+  In ``benchmarks/planning_simulation.py`` (winner of 5 candidates, 10,000 scenarios) the plug-in interval
+  covered 83.5% of a nominal 95% (bias of the winner -0.0004), the integrated one 95.8% (bias +0.0018, against
+  +0.0083 unshrunk). A posterior given all candidates is not changed by selecting the best of them (Dawid
+  1994), so this also corrects the winner's curse;
 * with two candidates and the best one chosen: the parametric-bootstrap bias of the selected estimate (Lee
   and Shen 2018), subtracted from it;
 * a single estimate: used as is (flat prior), with a :class:`CausalrecWarning`.
@@ -302,6 +306,42 @@ def empirical_bayes_prior(estimates: Sequence[float], standard_errors: Sequence[
     return mu, tau2, float(1.0 / np.sum(w_random))
 
 
+def hierarchical_normal_posterior(
+    estimates: Sequence[float], standard_errors: Sequence[float], index: int, *, grid_points: int = 800
+) -> tuple[float, float, float, float]:
+    """Posterior ``(mean, sd)`` of candidate ``index``'s true effect, and posterior means of ``mu`` and ``tau``.
+
+    Model: ``d_i ~ N(theta_i, se_i^2)``, ``theta_i ~ N(mu, tau^2)``, flat prior on ``mu`` and uniform prior on
+    ``tau`` (Gelman et al., Bayesian Data Analysis, 3rd ed., section 5.4); ``mu`` is integrated analytically and
+    ``tau`` numerically on a grid up to 1000 times the scale of the data. The posterior of ``theta`` is the
+    mixture over ``tau``; its mean and sd are returned. Needs at least 3 candidates (proper posterior).
+    """
+    d = np.asarray(estimates, dtype=float)
+    variances = np.asarray(standard_errors, dtype=float) ** 2
+    scale = float(np.sqrt(variances.max()) + np.ptp(d))
+    tau = np.concatenate([[0.0], np.geomspace(1e-4 * scale, 1e3 * scale, grid_points)])
+    total = variances[None, :] + tau[:, None] ** 2  # (grid, candidates)
+    weights = 1.0 / total
+    mu_variance = 1.0 / weights.sum(axis=1)
+    mu_hat = mu_variance * (weights * d).sum(axis=1)
+    log_density = (
+        0.5 * np.log(mu_variance)
+        - 0.5 * np.log(total).sum(axis=1)
+        - 0.5 * (((d[None, :] - mu_hat[:, None]) ** 2) * weights).sum(axis=1)
+    )
+    trapezoid = np.zeros_like(tau)
+    trapezoid[1:] += 0.5 * np.diff(tau)
+    trapezoid[:-1] += 0.5 * np.diff(tau)
+    posterior = trapezoid * np.exp(log_density - log_density.max())
+    posterior /= posterior.sum()
+    towards_mean = variances[index] / total[:, index]
+    conditional_mean = (1.0 - towards_mean) * d[index] + towards_mean * mu_hat
+    conditional_variance = (1.0 - towards_mean) * variances[index] + towards_mean**2 * mu_variance
+    mean = float(posterior @ conditional_mean)
+    variance = float(posterior @ (conditional_variance + conditional_mean**2)) - mean**2
+    return mean, math.sqrt(max(variance, 0.0)), float(posterior @ mu_hat), float(posterior @ tau)
+
+
 def winners_curse_bias(
     estimates: Sequence[float], standard_errors: Sequence[float], *, n_draws: int = 200_000, seed: int | np.random.Generator = 0
 ) -> float:
@@ -350,15 +390,15 @@ def shrink_uplift(
         method = "normal prior given by the user (posterior; unaffected by selection)"
         note = "posterior under the given prior"
     elif m >= 3:
-        mu, tau2, mu_variance = empirical_bayes_prior(d, se)
-        prior_mean_used, prior_sd_used = mu, math.sqrt(tau2)
-        shrink = tau2 / (tau2 + standard_error**2)
-        centre = mu + shrink * (estimate - mu)
-        spread = math.sqrt(shrink * standard_error**2 + (1.0 - shrink) ** 2 * mu_variance)
+        matches = np.flatnonzero((d == estimate) & (se == standard_error))
+        if matches.size == 0:
+            raise fail(_OWNER, "candidate_estimates", "to include the chosen estimate and its standard error", d.tolist())
+        centre, spread, prior_mean_used, prior_sd_used = hierarchical_normal_posterior(d, se, int(matches[0]))
         method = "empirical_bayes"
         note = (
-            f"empirical-Bayes normal prior from {m} candidates (DerSimonian-Laird); the posterior also corrects "
-            "the winner's curse" + (" of the selected best candidate" if selected_as_best else "")
+            f"normal prior N(mu, tau^2) estimated from {m} candidates, with the uncertainty of mu and tau "
+            "integrated out (hierarchical normal model); the posterior also corrects the winner's curse"
+            + (" of the selected best candidate" if selected_as_best else "")
         )
     elif m == 2 and selected_as_best:
         bias = winners_curse_bias(d, se, seed=seed)
@@ -902,6 +942,7 @@ __all__ = [
     "choose_comparison",
     "empirical_bayes_prior",
     "experiment_duration",
+    "hierarchical_normal_posterior",
     "maximum_assurance",
     "plan_experiment",
     "plan_from_offline",

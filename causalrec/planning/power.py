@@ -51,7 +51,7 @@ The three closed forms neglect the far rejection region of a two-sided test (its
 Continuous metrics: ``"z"`` (normal test, ``statsmodels`` ``NormalIndPower`` with ``d = delta / sd``) and
 ``"t"`` (pooled two-sample t-test with ``df = n1 + n2 - 2``, noncentral t; ``statsmodels`` ``TTestIndPower``).
 Both count both rejection regions of a two-sided test. Ratio metrics: ``"delta_method_z"``, the z-test with
-the delta-method variance per user in both arms.
+each arm's delta-method variance per user (see :class:`RatioMetric` for the treatment arm's).
 
 ``variance_factor`` (e.g. ``1 - rho^2`` from CUPED) multiplies every variance above; for ``cohen_h`` it
 multiplies the arcsine-scale variance.
@@ -68,7 +68,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from causalrec._results import ResultMixin
 from causalrec.planning._checks import (
@@ -104,8 +104,8 @@ CONVENTION_DESCRIPTIONS = {
     "z": "continuous, common sd, z-test (statsmodels NormalIndPower); both rejection regions counted",
     "t": "continuous, common sd, pooled two-sample t-test, df = n1 + n2 - 2, noncentral t (statsmodels "
     "TTestIndPower); both rejection regions counted",
-    "delta_method_z": "ratio metric, per-user delta-method variance in both arms, z-test; both rejection "
-    "regions counted",
+    "delta_method_z": "ratio metric, z-test with each arm's per-user delta-method variance (treatment arm scaled "
+    "by (1 + lift)^2 under a multiplicative effect, or equal to the control's); both rejection regions counted",
 }
 
 
@@ -158,23 +158,32 @@ class ContinuousMetric:
 
 @dataclass(frozen=True)
 class RatioMetric:
-    """A ratio of per-unit sums (clicks / impressions) with units randomised; variance by the delta method."""
+    """A ratio of per-unit sums (clicks / impressions) with units randomised; variance by the delta method.
+
+    ``moments`` describe the control (pre-launch logs). ``effect_scaling`` says what the treatment does to the
+    treatment arm's variance: ``"multiplicative"`` (default) assumes it multiplies each unit's numerator by
+    ``1 + lift``, so that arm's delta-method variance is ``(1 + lift)^2`` times the control's (slightly
+    conservative when part of the variance is binomial noise, which grows only like ``1 + lift``);
+    ``"equal_variance"`` uses the control's variance in both arms.
+    """
 
     moments: RatioMetricMoments
     method: str = "delta_method_z"
+    effect_scaling: str = "multiplicative"
     kind: str = field(default="ratio", init=False)
 
     def __post_init__(self) -> None:
         one_of(_OWNER, "method", self.method, RATIO_METHODS)
+        one_of(_OWNER, "effect_scaling", self.effect_scaling, ("multiplicative", "equal_variance"))
         if not self.moments.denominator_mean > 0:
             raise fail(_OWNER, "denominator_mean", "positive", self.moments.denominator_mean)
         if not self.moments.unit_variance > 0:
             raise fail(_OWNER, "moments", "a positive delta-method variance", self.moments.unit_variance)
 
     @classmethod
-    def from_units(cls, numerator: object, denominator: object) -> RatioMetric:
+    def from_units(cls, numerator: object, denominator: object, effect_scaling: str = "multiplicative") -> RatioMetric:
         """Moments estimated from per-unit totals of pre-launch logs (e.g. clicks and impressions per user)."""
-        return cls(ratio_metric_moments(numerator, denominator))
+        return cls(ratio_metric_moments(numerator, denominator), effect_scaling=effect_scaling)
 
     @classmethod
     def from_moments(
@@ -184,6 +193,7 @@ class RatioMetric:
         numerator_sd: float,
         denominator_sd: float,
         correlation: float,
+        effect_scaling: str = "multiplicative",
     ) -> RatioMetric:
         """Moments given directly (per-unit means, standard deviations and their correlation)."""
         numerator_sd = non_negative(_OWNER, "numerator_sd", numerator_sd)
@@ -198,7 +208,8 @@ class RatioMetric:
                 numerator_variance=numerator_sd**2,
                 denominator_variance=denominator_sd**2,
                 covariance=correlation * numerator_sd * denominator_sd,
-            )
+            ),
+            effect_scaling=effect_scaling,
         )
 
     @property
@@ -214,6 +225,7 @@ class RatioMetric:
             "numerator_variance": self.moments.numerator_variance,
             "denominator_variance": self.moments.denominator_variance,
             "covariance": self.moments.covariance,
+            "effect_scaling": self.effect_scaling,
         }
 
 
@@ -313,7 +325,15 @@ def _settings(
     if metric.kind == "continuous":
         assumptions.append("equal standard deviation in all arms")
     if metric.kind == "ratio":
-        assumptions.append("delta-method variance per user estimated before launch applies to every arm")
+        assumptions.append(
+            "delta-method variance per user estimated before launch; "
+            + (
+                "the treatment multiplies each user's numerator by (1 + lift), scaling its arm's variance by "
+                "(1 + lift)^2"
+                if metric.effect_scaling == "multiplicative"
+                else "the same variance in every arm"
+            )
+        )
     if variance_factor < 1.0:
         assumptions.append(
             f"variance multiplied by {variance_factor:.4g} (CUPED/CUPAC); the covariate was computed before "
@@ -372,8 +392,8 @@ class NormalTestDesign:
             critical = stats.t.isf(self.critical_probability, df)
             noncentrality = sign * self.shift * np.sqrt(n / self.alternative_unit_variance)
             return stats.nct.sf(critical, df, noncentrality)
-        critical = stats.norm.isf(self.critical_probability)
-        return stats.norm.cdf(
+        critical = -special.ndtri(self.critical_probability)  # scipy.special: no per-call overhead in root finding
+        return special.ndtr(
             (sign * self.shift * np.sqrt(n) - critical * np.sqrt(self.null_unit_variance))
             / np.sqrt(self.alternative_unit_variance)
         )
@@ -388,8 +408,8 @@ class NormalTestDesign:
 
     def closed_form_sample_size(self, power: float) -> float | np.ndarray:
         """``(z_a sqrt(v0) + z_b sqrt(v1))^2 / shift^2`` (exact for the conventions that neglect the far tail)."""
-        z_alpha = stats.norm.isf(self.critical_probability)
-        z_beta = stats.norm.ppf(power)
+        z_alpha = -special.ndtri(self.critical_probability)
+        z_beta = special.ndtri(power)
         return (
             (z_alpha * math.sqrt(self.null_unit_variance) + z_beta * math.sqrt(self.alternative_unit_variance)) ** 2
             / np.square(self.shift)
@@ -401,7 +421,9 @@ class NormalTestDesign:
         if self.test == "z" and (self.alternative != "two-sided" or not self.counts_far_tail):
             return closed
         # the t-test needs at least half a degree of freedom: n (1 + r) - 2 >= 0.5
-        lower = 2.5 / (1.0 + self.allocation_ratio) if self.test == "t" else closed * 1e-9
+        lower = 2.5 / (1.0 + self.allocation_ratio) if self.test == "t" else closed * 0.5
+        if self.test == "z" and float(self.power(lower)) >= power:  # only for targets barely above alpha
+            lower = closed * 1e-9
         if float(self.power(lower)) >= power:
             raise fail(_OWNER, "effect", "small enough to need a t-test with at least 1 degree of freedom", self.shift)
         upper = max(closed * 1.01 + 10.0, 2.0 * lower)
@@ -459,7 +481,12 @@ def build_test_design(metric: Metric, effect_abs: float | np.ndarray, settings: 
         test = metric.method
     else:
         shift = effect_abs + margin_shift
-        v0 = v1 = metric.moments.unit_variance * (1 + 1 / r)
+        control_variance = metric.moments.unit_variance
+        treatment_variance = control_variance
+        if metric.effect_scaling == "multiplicative":
+            treatment_variance = control_variance * (1.0 + np.asarray(effect_abs) / metric.moments.ratio) ** 2
+        # Wald test with each arm's own delta-method variance: the same variance under H0 and H1
+        v0 = v1 = treatment_variance + control_variance / r
     return NormalTestDesign(
         shift=shift,
         null_unit_variance=v0 * factor,

@@ -67,13 +67,37 @@ def simulate_binary_looks(
     method: str = "pooled_null_unpooled_alt",
 ) -> np.ndarray:
     """z-statistics ``(n_experiments, K)`` at cumulative sample sizes ``looks_*`` (data accumulate across looks)."""
+    looks_t, looks_c, successes_t, successes_c = _cumulative_successes(
+        looks_treatment, looks_control, p_treatment, p_control, n_experiments, rng
+    )
+    return two_proportion_z(successes_t, looks_t, successes_c, looks_c, method)
+
+
+def simulate_binary_look_differences(
+    looks_treatment: np.ndarray,
+    looks_control: np.ndarray,
+    p_treatment: float,
+    p_control: float,
+    n_experiments: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Differences in rates and their unpooled standard errors ``(n_experiments, K)`` at cumulative looks."""
+    looks_t, looks_c, successes_t, successes_c = _cumulative_successes(
+        looks_treatment, looks_control, p_treatment, p_control, n_experiments, rng
+    )
+    rate_t, rate_c = successes_t / looks_t, successes_c / looks_c
+    standard_error = np.sqrt(rate_t * (1 - rate_t) / looks_t + rate_c * (1 - rate_c) / looks_c)
+    return rate_t - rate_c, standard_error
+
+
+def _cumulative_successes(looks_treatment, looks_control, p_treatment, p_control, n_experiments, rng):
     looks_t = np.asarray(looks_treatment, dtype=np.int64)
     looks_c = np.asarray(looks_control, dtype=np.int64)
     increments_t = np.diff(np.concatenate([[0], looks_t]))
     increments_c = np.diff(np.concatenate([[0], looks_c]))
     successes_t = np.cumsum(rng.binomial(increments_t, p_treatment, size=(n_experiments, looks_t.size)), axis=1)
     successes_c = np.cumsum(rng.binomial(increments_c, p_control, size=(n_experiments, looks_c.size)), axis=1)
-    return two_proportion_z(successes_t, looks_t, successes_c, looks_c, method)
+    return looks_t, looks_c, successes_t, successes_c
 
 
 # ----------------------------------------------------------------------------------------------- continuous + CUPED
