@@ -323,12 +323,14 @@ def select_models(
     k: int = 10,
     accuracy_metric: str = "auc",
     reward_model=None,
+    pscore_model="auto",
     n_folds: int = 3,
     random_state: int | None = None,
 ) -> Leaderboard:
     """Rank ``candidates`` by their estimated uplift over ``baseline`` on ``feedback`` (see the module docstring).
 
-    ``baseline`` is the name of one candidate or ``"logging"`` (the policy that produced the logs).
+    ``baseline`` is the name of one candidate or ``"logging"`` (the policy that produced the logs). Logs without
+    ``pscore`` get one estimated by ``causalrec.exposure`` (``pscore_model``), and the leaderboard says so.
     """
     field_ = list(candidates.values()) if isinstance(candidates, Mapping) else list(candidates)
     names = [c.name for c in field_]
@@ -345,8 +347,8 @@ def select_models(
                               owner=_OWNER)
     targets = {c.name: c.resolved_policy(feedback.n_positions) for c in field_}
     comparison = compare_policies(feedback, targets, baseline=baseline, estimator=estimator,
-                                  reward_model=reward_model, alpha=alpha, adjust="bonferroni", n_folds=n_folds,
-                                  random_state=random_state)
+                                  reward_model=reward_model, alpha=alpha, adjust="bonferroni",
+                                  pscore_model=pscore_model, n_folds=n_folds, random_state=random_state)
     differences = comparison.differences.set_index("policy")
     values = comparison.values.set_index("policy")
     contenders = [c for c in field_ if c.name != baseline]
@@ -384,5 +386,7 @@ def select_models(
     correction = (f"Bonferroni over {m} candidates: one-sided lower bounds at level {alpha / m:.3g} each "
                   f"(family-wise error <= {alpha}); intervals two-sided at {alpha / m:.3g}")
     warnings_ = tuple(f"{name}: {w}" for name, d in comparison.diagnostics.items() for w in d.warnings)
+    if comparison.pscore_source != "logged":
+        warnings_ = (f"pscore {comparison.pscore_source}", *warnings_)
     return Leaderboard(table, winner, decision, correction, baseline, comparison.estimator, alpha, accuracy_metric,
                        feedback.n_rounds, warnings_)

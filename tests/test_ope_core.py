@@ -125,7 +125,7 @@ def test_unsupported_target_mass_is_measured_and_reported():
 def test_bad_input_gets_clear_errors(small):
     feedback, target = small
     with pytest.raises(ValidationError, match="field 'pscore'"):
-        evaluate_policy(feedback.with_pscore(None), target)
+        evaluate_policy(feedback.with_pscore(None), target, pscore_model=None)
     with pytest.raises(ValidationError, match="6 logged rounds"):
         evaluate_policy(feedback, target[:5])
     with pytest.raises(ValidationError, match="summing to 1"):

@@ -180,11 +180,33 @@ class _Prepared:
     metadata: dict
 
 
+def with_estimated_pscore(feedback: LoggedFeedback, pscore_model="auto", random_state=None):
+    """Logs that lack ``pscore`` get one estimated by :mod:`causalrec.exposure`; the estimate says how."""
+    from causalrec.exposure import estimate_logging_propensities
+
+    estimate = estimate_logging_propensities(feedback, method=pscore_model, random_state=random_state)
+    warnings.warn(
+        f"the logs carry no pscore: it was estimated ({estimate.method}); the estimates below rest on that "
+        "exposure model", CausalrecWarning, stacklevel=4,
+    )
+    return estimate.feedback, {"pscore_source": f"estimated: {estimate.method}",
+                               "pscore_diagnostics": estimate.diagnostics}
+
+
 def _prepare(
-    feedback, target, needs_rewards, reward_model, estimated_rewards, n_folds, random_state, alpha, warn=True
+    feedback, target, needs_rewards, reward_model, estimated_rewards, n_folds, random_state, alpha, warn=True,
+    pscore_model="auto",
 ) -> _Prepared:
     if not isinstance(feedback, LoggedFeedback):
         raise ValidationError("feedback", "a LoggedFeedback", type(feedback).__name__, owner=_OWNER)
+    metadata: dict = {}
+    if feedback.pscore is None:
+        if pscore_model is None:
+            raise ValidationError(
+                "pscore", "present in the logs, or pscore_model= to estimate it (causalrec.exposure)", "None",
+                owner=_OWNER,
+            )
+        feedback, metadata = with_estimated_pscore(feedback, pscore_model, random_state)
     if callable(target) and not isinstance(target, ActionDistribution):
         target = target(feedback)
     target = as_action_distribution(target, feedback.n_rounds, feedback.n_actions, feedback.n_positions)
@@ -195,7 +217,6 @@ def _prepare(
             warnings.warn(message, CausalrecWarning, stacklevel=3)
     q_logged = q_target = None
     model_name = None
-    metadata: dict = {}
     if needs_rewards:
         if estimated_rewards is not None:
             q_logged, q_target = _rewards_from_array(feedback, target, estimated_rewards)
@@ -240,6 +261,7 @@ def evaluate_policy(
     bootstrap_method: str = "poisson",
     refit_reward_model: bool = False,
     dm_bias_bound: float | None = None,
+    pscore_model="auto",
     n_folds: int = 3,
     random_state: int | None = None,
 ) -> EvaluationResult:
@@ -262,6 +284,10 @@ def evaluate_policy(
         every resample, which is slow but accounts for its variance).
     dm_bias_bound
         DM gets an interval only when you bound its reward model's bias: the interval is then widened by it.
+    pscore_model
+        Used only when the logs carry no ``pscore``: how :func:`causalrec.exposure.estimate_logging_propensities`
+        estimates it (``"auto"``, ``"features"``, ``"scores"`` or a classifier); ``None`` refuses such logs. The
+        result's metadata records the estimated source and a warning says so.
     """
     if not 0 < alpha < 1:
         raise ValidationError("alpha", "in (0, 1)", repr(alpha), owner=_OWNER)
@@ -274,7 +300,8 @@ def evaluate_policy(
     chosen = _resolve_estimators(estimators)
     needs_rewards = any(e.needs_reward_model for e in chosen)
     prepared = _prepare(
-        feedback, target, needs_rewards, reward_model, estimated_rewards, n_folds, random_state, alpha
+        feedback, target, needs_rewards, reward_model, estimated_rewards, n_folds, random_state, alpha,
+        pscore_model=pscore_model,
     )
     z = stats.norm.ppf(1 - alpha / 2)
     rows = []
@@ -349,6 +376,7 @@ class PolicyComparison(ResultMixin):
     alpha: float
     adjust: str
     n_rounds: int
+    pscore_source: str = "logged"
 
     def to_frame(self) -> pd.DataFrame:
         return self.differences
@@ -356,7 +384,7 @@ class PolicyComparison(ResultMixin):
     def summary(self) -> str:
         lines = [
             f"Paired comparison against {self.baseline!r} on {self.n_rounds} rounds, estimator {self.estimator}, "
-            f"{1 - self.alpha:.0%} intervals ({self.adjust} adjustment)",
+            f"{1 - self.alpha:.0%} intervals ({self.adjust} adjustment), pscore {self.pscore_source}",
             self.values.to_string(index=False, float_format=lambda v: f"{v:.6g}"),
             "",
             self.differences.to_string(index=False, float_format=lambda v: f"{v:.6g}"),
@@ -374,6 +402,7 @@ class PolicyComparison(ResultMixin):
             "alpha": self.alpha,
             "adjust": self.adjust,
             "n_rounds": self.n_rounds,
+            "pscore_source": self.pscore_source,
             "estimates": to_jsonable(self.values),
             "comparisons": to_jsonable(self.differences),
             "diagnostics": {k: v.to_dict() for k, v in self.diagnostics.items()},
@@ -389,6 +418,7 @@ def compare_policies(
     estimated_rewards: Mapping[str, np.ndarray] | None = None,
     alpha: float = 0.05,
     adjust: str = "none",
+    pscore_model="auto",
     n_folds: int = 3,
     random_state: int | None = None,
 ) -> PolicyComparison:
@@ -409,11 +439,14 @@ def compare_policies(
     if adjust not in ("none", "bonferroni"):
         raise ValidationError("adjust", "'none' or 'bonferroni'", repr(adjust), owner=_OWNER)
     (template,) = _resolve_estimators([estimator])
+    source: dict = {}
+    if isinstance(feedback, LoggedFeedback) and feedback.pscore is None and pscore_model is not None:
+        feedback, source = with_estimated_pscore(feedback, pscore_model, random_state)  # once for all targets
     prepared = {}
     for name, target in targets.items():
         rewards = None if estimated_rewards is None else estimated_rewards.get(name)
         prepared[name] = _prepare(feedback, target, template.needs_reward_model, reward_model, rewards, n_folds,
-                                  random_state, alpha)
+                                  random_state, alpha, pscore_model=None)
     n_candidates = max(len(targets) - 1, 1)
     level = alpha / n_candidates if adjust == "bonferroni" else alpha
     z = stats.norm.ppf(1 - level / 2)
@@ -447,7 +480,7 @@ def compare_policies(
     return PolicyComparison(
         baseline=baseline, estimator=template.name, values=pd.DataFrame(values), differences=pd.DataFrame(differences),
         diagnostics={name: item.diagnostics for name, item in prepared.items()}, alpha=alpha, adjust=adjust,
-        n_rounds=feedback.n_rounds,
+        n_rounds=feedback.n_rounds, pscore_source=source.get("pscore_source", "logged"),
     )
 
 
