@@ -181,8 +181,24 @@ def test_reading_an_offline_evaluation(tmp_path):
         read_offline_evaluation(broken)
     assert caught.value.field == "comparisons.difference" and caught.value.row == 2
     with pytest.raises(ValidationError) as caught:
-        read_offline_evaluation({"comparisons": []})
-    assert caught.value.field == "estimates"
+        read_offline_evaluation({"winner": "p0"})
+    assert caught.value.field == "comparisons"
+
+
+def test_reading_a_selection_leaderboard_without_estimates():
+    # the shape of causalrec.selection's to_dict(): comparisons only, the baseline listed against itself
+    payload = {"winner": "m1", "baseline": "logging", "comparisons": [
+        {"policy": "logging", "baseline": "logging", "estimator": "dr", "difference": 0.0, "se": 0.0,
+         "ci_low": 0.0, "ci_high": 0.0},
+        {"policy": "m1", "baseline": "logging", "estimator": "dr", "difference": 0.002, "se": 0.0008,
+         "ci_low": 0.0004, "ci_high": 0.0036},
+        {"policy": "m2", "baseline": "logging", "estimator": "dr", "difference": 0.001, "se": 0.0008,
+         "ci_low": -0.0006, "ci_high": 0.0026},
+    ]}
+    evaluation = read_offline_evaluation(payload)
+    assert [c.policy for c in evaluation.comparisons] == ["m1", "m2"] and evaluation.estimates == ()
+    effect = shrink_comparison(evaluation)
+    assert effect.policy == "m1" and effect.method == "winners_curse_bootstrap" and effect.estimate < 0.002
 
 
 def test_choosing_a_comparison():

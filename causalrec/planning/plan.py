@@ -13,8 +13,9 @@ A mapping (or a JSON file holding one) with
   ``difference`` is the estimated uplift of ``policy`` over ``baseline`` on the metric's absolute scale (e.g.
   clicks per user), ``se > 0`` its standard error.
 
-Other keys are ignored. One estimator is used at a time: with several, name it (``estimator=``). Each policy
-appears once per estimator. The comparison planned for is ``policy=`` or, by default, the one with the largest
+At least one of the two lists must be present (a selection leaderboard's JSON carries only ``comparisons``).
+Other keys are ignored, and so is a comparison of the baseline with itself. One estimator is used at a time:
+with several, name it (``estimator=``). Each policy appears once per estimator. The comparison planned for is ``policy=`` or, by default, the one with the largest
 difference.
 
 Shrinkage and the winner's curse
@@ -160,6 +161,8 @@ def _records(payload: Mapping[str, Any], key: str, schema: dict[str, Any], requi
     for row, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise _row_error(key, "an object", type(item).__name__, row)
+        if key == "comparisons" and isinstance(item.get("policy"), str) and item.get("policy") == item.get("baseline"):
+            continue  # the baseline against itself (a leaderboard row with uplift 0 and se 0): nothing to plan
         record: dict[str, Any] = {}
         for name, kind in schema.items():
             if name not in item:
@@ -204,8 +207,10 @@ def read_offline_evaluation(source: Mapping[str, Any] | str | os.PathLike) -> Of
     else:
         payload = source
     if not isinstance(payload, Mapping):
-        raise fail(_OWNER, "evaluation", "a JSON object with 'estimates' and optional 'comparisons'", type(payload).__name__)
-    estimates = tuple(OfflineEstimate(**r) for r in _records(payload, "estimates", _ESTIMATE_KEYS, required=True))
+        raise fail(_OWNER, "evaluation", "a JSON object with 'estimates' and/or 'comparisons'", type(payload).__name__)
+    if "estimates" not in payload and "comparisons" not in payload:
+        raise fail(_OWNER, "comparisons", "a list of policy-vs-baseline uplifts (and/or an 'estimates' list)", "neither key")
+    estimates = tuple(OfflineEstimate(**r) for r in _records(payload, "estimates", _ESTIMATE_KEYS, required=False))
     comparisons = tuple(
         OfflineComparison(**r) for r in _records(payload, "comparisons", _COMPARISON_KEYS, required=False)
     )
