@@ -51,13 +51,15 @@ class Candidate:
 
     ``scores`` has shape ``(n_rounds, n_actions)``: the model's predicted reward of every item for every logged
     round (probabilities when available, so that log loss is defined). ``policy`` defaults to the greedy top-``L``
-    ranking of the scores (``L`` = the logs' number of slots).
+    ranking of the scores (``L`` = the logs' number of slots). ``exposure_scores`` optionally scores the
+    (user, item) rows of exposure logs passed to :func:`select_models`, for causal precision and causal DCG.
     """
 
     name: str
     scores: np.ndarray
     policy: ActionDistribution | None = None
     description: str = ""
+    exposure_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         scores = np.asarray(self.scores, dtype=np.float64)
@@ -239,6 +241,30 @@ def accuracy_on_logs(candidate: Candidate, feedback: LoggedFeedback, k: int) -> 
     return metrics
 
 
+EXPOSURE_COLUMNS = {"user": "user", "exposure": "treatment", "outcome": "outcome", "propensity": "propensity"}
+
+
+def causal_ranking_on_exposure_logs(
+    candidate: Candidate, exposure_logs: pd.DataFrame, k: int, columns: Mapping[str, str] = EXPOSURE_COLUMNS
+) -> dict[str, float]:
+    """Causal precision@k and causal DCG@k of the candidate's ranking of each user's rows in the exposure logs,
+    with the per-pair effect estimated by IPS (Sato et al., RecSys 2020); see :mod:`causalrec.effects.ranking`."""
+    from causalrec.effects.ranking import causal_dcg_at_k, causal_precision_at_k, ips_effect
+
+    scores = np.asarray(candidate.exposure_scores, dtype=np.float64)
+    if scores.shape != (len(exposure_logs),):
+        raise ValidationError(f"candidates[{candidate.name!r}].exposure_scores",
+                              f"one score per exposure-log row ({len(exposure_logs)})", f"shape {scores.shape}",
+                              owner=_OWNER)
+    effect = ips_effect(exposure_logs[columns["exposure"]].to_numpy(), exposure_logs[columns["outcome"]].to_numpy(),
+                        exposure_logs[columns["propensity"]].to_numpy())
+    users = exposure_logs[columns["user"]].to_numpy()
+    precision = causal_precision_at_k(users, scores, effect, k=k)
+    dcg = causal_dcg_at_k(users, scores, effect, k=k)
+    return {f"causal_precision@{k}": precision.value, f"causal_precision@{k}_se": precision.se,
+            f"causal_dcg@{k}": dcg.value, f"causal_dcg@{k}_se": dcg.se}
+
+
 # ------------------------------------------------------------------------------------------- leaderboard
 
 
@@ -324,6 +350,8 @@ def select_models(
     accuracy_metric: str = "auc",
     reward_model=None,
     pscore_model="auto",
+    exposure_logs: pd.DataFrame | None = None,
+    exposure_columns: Mapping[str, str] = EXPOSURE_COLUMNS,
     n_folds: int = 3,
     random_state: int | None = None,
 ) -> Leaderboard:
@@ -331,6 +359,8 @@ def select_models(
 
     ``baseline`` is the name of one candidate or ``"logging"`` (the policy that produced the logs). Logs without
     ``pscore`` get one estimated by ``causalrec.exposure`` (``pscore_model``), and the leaderboard says so.
+    ``exposure_logs`` (rows of user, item, exposure, outcome and exposure propensity; column names in
+    ``exposure_columns``) add causal precision@k and causal DCG@k for candidates that carry ``exposure_scores``.
     """
     field_ = list(candidates.values()) if isinstance(candidates, Mapping) else list(candidates)
     names = [c.name for c in field_]
@@ -358,6 +388,8 @@ def select_models(
     for candidate in field_:
         row = {"candidate": candidate.name, "description": candidate.description}
         row.update(accuracy_on_logs(candidate, feedback, k))
+        if exposure_logs is not None and candidate.exposure_scores is not None:
+            row.update(causal_ranking_on_exposure_logs(candidate, exposure_logs, k, exposure_columns))
         row.update(value=values.loc[candidate.name, "value"], value_se=values.loc[candidate.name, "se"],
                    ess=values.loc[candidate.name, "ess"], reliable=bool(values.loc[candidate.name, "reliable"]))
         if candidate.name in differences.index:

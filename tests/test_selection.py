@@ -149,3 +149,21 @@ def test_default_candidates_run_end_to_end_on_logs_with_item_features():
     names = set(board.table["candidate"])
     assert {"lightgbm", "logistic", "popularity", "random", "ensemble", "lightgbm+mmr0.7", "lightgbm+eps0.1"} <= names
     assert board.table.set_index("candidate").loc["random", "uplift"] == 0.0
+
+
+def test_causal_precision_from_exposure_logs_prefers_ranking_by_effect():
+    world = simulate.make_world(n_users=300, n_items=40, random_state=12)
+    logs = world.sample_logs(3000, random_state=0)
+    exposure = world.sample_exposure(60_000, random_state=1)
+    pairs = (exposure["user"].to_numpy(), exposure["item"].to_numpy())
+    by_effect = Candidate("by-effect", world.true_effect[logs.user_id], exposure_scores=world.true_effect[pairs])
+    by_outcome = Candidate("by-outcome", world.exposed_prob[logs.user_id], exposure_scores=world.exposed_prob[pairs])
+    board = select_models([by_effect, by_outcome], logs, estimator="ips", k=5, exposure_logs=exposure)
+    table = board.table.set_index("candidate")
+    assert table.loc["by-effect", "causal_precision@5"] > table.loc["by-outcome", "causal_precision@5"]
+    # The IPS estimate agrees with the precision computed from the known effects, within its error.
+    from causalrec.effects.ranking import causal_precision_at_k
+
+    truth = causal_precision_at_k(pairs[0], world.true_effect[pairs], exposure["true_effect"].to_numpy(), k=5).value
+    estimate = table.loc["by-effect", "causal_precision@5"]
+    assert abs(estimate - truth) < 4 * table.loc["by-effect", "causal_precision@5_se"]
