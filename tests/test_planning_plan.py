@@ -201,6 +201,21 @@ def test_reading_a_selection_leaderboard_without_estimates():
     assert effect.policy == "m1" and effect.method == "winners_curse_bootstrap" and effect.estimate < 0.002
 
 
+def test_an_interval_below_minus_the_baseline_rate_gives_no_finite_low_end_instead_of_an_error():
+    # Open Bandit scale: a 0.38% click rate and an offline uplift whose interval reaches far below zero.
+    payload = {"baseline": "logging", "comparisons": [
+        {"policy": "m1", "baseline": "logging", "estimator": "auto", "difference": 0.002, "se": 0.003,
+         "ci_low": -0.004, "ci_high": 0.008},
+        {"policy": "m2", "baseline": "logging", "estimator": "auto", "difference": 0.001, "se": 0.003,
+         "ci_low": -0.005, "ci_high": 0.007},
+    ]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        plan = plan_from_offline(payload, BinaryMetric(baseline=0.0038), daily_eligible_traffic=100_000)
+    assert any("reaches no improvement" in w for w in plan.warnings)
+    assert math.isfinite(plan.design.n_treatment)
+
+
 def test_choosing_a_comparison():
     evaluation = read_offline_evaluation(offline_payload())
     effect = shrink_comparison(evaluation)

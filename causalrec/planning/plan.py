@@ -712,8 +712,12 @@ class ExperimentPlan(ResultMixin):
 
 
 def _n_for_effect(metric: Metric, settings: DesignSettings, effect: float, power: float) -> float | None:
-    design = build_test_design(metric, effect, settings)
+    """Units per treatment arm to reach ``power`` at ``effect``; None when the effect is no improvement (checked
+    before building the design: a binary baseline plus a negative effect may not even be a rate)."""
     sign = -1.0 if settings.alternative == "smaller" else 1.0
+    if sign * (effect + settings.noninferiority_margin * sign) <= 0:
+        return None
+    design = build_test_design(metric, effect, settings)
     if sign * design.shift <= 0:
         return None
     return design.sample_size(power)
