@@ -1,0 +1,226 @@
+"""Ranking metrics over the full catalogue and calibration metrics of predicted probabilities.
+
+Ranking: every item of the catalogue is a candidate (no sampled negatives, which inflate and reorder results).
+Ties are broken *pessimistically*: a relevant item ranks behind every non-relevant item with the same score,
+and relevant items tied with each other are ordered by item index. A model that gives every item the same
+score therefore gets the worst possible rank, never a lucky one; ties can only hurt the model being measured.
+
+Relevance is binary: a row's targets are the items it bought (a basket can hold several). For a row with target
+set ``T`` and pessimistic 1-based ranks ``r_t``:
+
+* ``recall@k = #{t : r_t <= k} / |T|`` and ``hit@k = 1[min_t r_t <= k]``;
+* ``ndcg@k = sum_{t : r_t <= k} 1 / log2(r_t + 1) / sum_{i=1}^{min(|T|, k)} 1 / log2(i + 1)``;
+* ``mrr = 1 / min_t r_t`` (reciprocal rank of the first relevant item, no cut-off).
+
+Every metric is averaged over rows with at least one target.
+
+Calibration: ``log_loss``, ``brier_score`` and the expected calibration error
+``ECE = sum_b (n_b / n) |mean(y in b) - mean(p in b)|`` over bins of the predicted probability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from causalrec.exceptions import ValidationError
+
+_OWNER = "metrics"
+TIE_POLICY = "pessimistic: a relevant item ranks behind every non-relevant item with an equal score"
+
+
+def _as_target_lists(targets: Sequence[Sequence[int]] | np.ndarray, n_rows: int, n_items: int) -> list[np.ndarray]:
+    if isinstance(targets, np.ndarray) and targets.ndim == 1 and targets.dtype != object:
+        targets = [np.array([value]) for value in targets]
+    if len(targets) != n_rows:
+        raise ValidationError("targets", f"one target set per row of scores ({n_rows})", f"{len(targets)}", owner=_OWNER)
+    lists = []
+    for row, items in enumerate(targets):
+        items = np.unique(np.asarray(items, dtype=np.int64).reshape(-1))
+        if len(items) and (items.min() < 0 or items.max() >= n_items):
+            raise ValidationError("targets", f"item indices in [0, {n_items})", f"{items.tolist()}", row, owner=_OWNER)
+        lists.append(items)
+    return lists
+
+
+def target_ranks(
+    scores: np.ndarray,
+    targets: Sequence[Sequence[int]] | np.ndarray,
+    exclude: Sequence[Sequence[int]] | None = None,
+    chunk_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pessimistic 1-based rank of every target item among all items of its row.
+
+    ``scores`` is ``(n_rows, n_items)``; ``targets`` gives each row's relevant items (a list of arrays, or a 1-D
+    array with one target per row). ``exclude`` removes items from a row's candidates (e.g. items already seen
+    when the seen-item policy excludes them); an excluded target is an error because it could never be ranked.
+    Returns ``(row_of_target, rank)`` over all (row, target) pairs, rows in order, items ascending.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2:
+        raise ValidationError("scores", "a 2-D array (n_rows, n_items)", f"shape {scores.shape}", owner=_OWNER)
+    if np.isnan(scores).any() or np.isposinf(scores).any():
+        row = int(np.flatnonzero(np.isnan(scores).any(axis=1) | np.isposinf(scores).any(axis=1))[0])
+        raise ValidationError("scores", "finite (NaN would make ties look like wins)", "NaN or +inf", row, owner=_OWNER)
+    n_rows, n_items = scores.shape
+    target_lists = _as_target_lists(targets, n_rows, n_items)
+    if exclude is not None:
+        if len(exclude) != n_rows:
+            raise ValidationError("exclude", f"one item set per row ({n_rows})", f"{len(exclude)}", owner=_OWNER)
+        scores = scores.copy()
+        for row, items in enumerate(exclude):
+            items = np.asarray(items, dtype=np.int64).reshape(-1)
+            if np.isin(target_lists[row], items).any():
+                raise ValidationError(
+                    "exclude", "disjoint from the row's targets", "an excluded target item", row, owner=_OWNER
+                )
+            scores[row, items] = -np.inf
+
+    rows_out, ranks_out = [], []
+    item_index = np.arange(n_items)
+    for start in range(0, n_rows, chunk_size):
+        stop = min(start + chunk_size, n_rows)
+        pair_rows = np.concatenate(
+            [np.full(len(target_lists[row]), row, dtype=np.int64) for row in range(start, stop)]
+        )
+        if not len(pair_rows):
+            continue
+        pair_items = np.concatenate(target_lists[start:stop])
+        is_target = np.zeros((stop - start, n_items), dtype=bool)
+        is_target[pair_rows - start, pair_items] = True
+        row_scores = scores[pair_rows]
+        target_score = scores[pair_rows, pair_items][:, None]
+        relevant = is_target[pair_rows - start]
+        greater = (row_scores > target_score).sum(axis=1)
+        equal = row_scores == target_score
+        tied_other = (equal & ~relevant).sum(axis=1)
+        tied_relevant_before = (equal & relevant & (item_index[None, :] < pair_items[:, None])).sum(axis=1)
+        rows_out.append(pair_rows)
+        ranks_out.append(1 + greater + tied_other + tied_relevant_before)
+    if not rows_out:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(rows_out), np.concatenate(ranks_out).astype(np.int64)
+
+
+def ranking_metrics(
+    scores: np.ndarray,
+    targets: Sequence[Sequence[int]] | np.ndarray,
+    ks: Iterable[int] = (10, 20),
+    exclude: Sequence[Sequence[int]] | None = None,
+    per_row: bool = False,
+) -> dict:
+    """NDCG@k, recall@k, hit@k and MRR over the full catalogue with pessimistic ties (module docstring).
+
+    Returns a dict ``{"ndcg@10": ..., "recall@10": ..., "hit@10": ..., "mrr": ..., "n_rows": ...}`` averaged over
+    rows with at least one target; with ``per_row=True`` the values are per-row arrays (NaN for rows without
+    targets), useful for paired comparisons and bootstrap intervals.
+    """
+    scores = np.asarray(scores)
+    n_rows = scores.shape[0]
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise ValidationError("ks", "positive cut-offs", f"{ks}", owner=_OWNER)
+    pair_rows, ranks = target_ranks(scores, targets, exclude)
+    n_targets = np.bincount(pair_rows, minlength=n_rows)
+    has_target = n_targets > 0
+    result: dict[str, np.ndarray] = {}
+    discount = 1.0 / np.log2(ranks + 1.0)
+    for k in ks:
+        inside = ranks <= k
+        hits = np.bincount(pair_rows, weights=inside, minlength=n_rows)
+        dcg = np.bincount(pair_rows, weights=discount * inside, minlength=n_rows)
+        ideal_cum = np.r_[0.0, np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))]
+        idcg = ideal_cum[np.minimum(n_targets, k)]
+        result[f"ndcg@{k}"] = np.divide(dcg, idcg, out=np.full(n_rows, np.nan), where=has_target)
+        result[f"recall@{k}"] = np.divide(hits, n_targets, out=np.full(n_rows, np.nan), where=has_target)
+        result[f"hit@{k}"] = np.where(has_target, (hits > 0).astype(np.float64), np.nan)
+    best = np.full(n_rows, np.iinfo(np.int64).max)
+    np.minimum.at(best, pair_rows, ranks)
+    result["mrr"] = np.where(has_target, 1.0 / best, np.nan)
+    if per_row:
+        return {**result, "n_rows": int(has_target.sum())}
+    summary = {name: float(np.mean(values[has_target])) if has_target.any() else float("nan")
+               for name, values in result.items()}
+    summary["n_rows"] = int(has_target.sum())
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------- calibration
+def _binary_inputs(y_true, probability) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    probability = np.asarray(probability, dtype=np.float64).reshape(-1)
+    if y_true.shape != probability.shape:
+        raise ValidationError("probability", f"one value per outcome ({y_true.shape[0]})", f"{probability.shape[0]}",
+                              owner=_OWNER)
+    if not np.isin(y_true, (0.0, 1.0)).all():
+        raise ValidationError("y_true", "binary outcomes (0 or 1)", "other values", owner=_OWNER)
+    if not (np.isfinite(probability).all() and (probability >= 0).all() and (probability <= 1).all()):
+        raise ValidationError("probability", "probabilities in [0, 1]", "a value outside", owner=_OWNER)
+    return y_true, probability
+
+
+def log_loss(y_true, probability, eps: float = 1e-15) -> float:
+    """Mean negative log-likelihood of binary outcomes; probabilities are clipped to ``[eps, 1 - eps]``."""
+    y_true, probability = _binary_inputs(y_true, probability)
+    probability = np.clip(probability, eps, 1 - eps)
+    return float(-np.mean(y_true * np.log(probability) + (1 - y_true) * np.log1p(-probability)))
+
+
+def brier_score(y_true, probability) -> float:
+    """Mean squared difference between outcome and probability."""
+    y_true, probability = _binary_inputs(y_true, probability)
+    return float(np.mean((probability - y_true) ** 2))
+
+
+def expected_calibration_error(y_true, probability, n_bins: int = 10, strategy: str = "uniform") -> float:
+    """``sum_b (n_b / n) |mean(y in b) - mean(p in b)|``.
+
+    ``strategy="uniform"`` uses ``n_bins`` equal-width bins of ``[0, 1]`` (a probability of exactly 1 falls in
+    the last bin); ``"quantile"`` uses bins with equal numbers of predictions, which is the informative choice
+    for rare outcomes (clicks), where equal-width bins put almost everything in the first bin.
+    """
+    y_true, probability = _binary_inputs(y_true, probability)
+    if n_bins < 1:
+        raise ValidationError("n_bins", "a positive integer", repr(n_bins), owner=_OWNER)
+    if strategy == "uniform":
+        bins = np.minimum((probability * n_bins).astype(np.int64), n_bins - 1)
+    elif strategy == "quantile":
+        order = np.argsort(probability, kind="stable")
+        bins = np.empty(len(probability), dtype=np.int64)
+        bins[order] = (np.arange(len(probability)) * n_bins) // max(len(probability), 1)
+    else:
+        raise ValidationError("strategy", "'uniform' or 'quantile'", repr(strategy), owner=_OWNER)
+    outcome_sum = np.bincount(bins, weights=y_true, minlength=n_bins)
+    probability_sum = np.bincount(bins, weights=probability, minlength=n_bins)
+    return float(np.abs(outcome_sum - probability_sum).sum() / len(probability))
+
+
+def calibration_metrics(y_true, probability, n_bins: int = 10) -> dict[str, float]:
+    """Log loss, Brier score, ECE (uniform and quantile bins), mean prediction and mean outcome."""
+    y_true, probability = _binary_inputs(y_true, probability)
+    return {
+        "log_loss": log_loss(y_true, probability),
+        "brier": brier_score(y_true, probability),
+        "ece": expected_calibration_error(y_true, probability, n_bins, "uniform"),
+        "ece_quantile": expected_calibration_error(y_true, probability, n_bins, "quantile"),
+        "mean_probability": float(probability.mean()),
+        "mean_outcome": float(y_true.mean()),
+        "n": int(len(y_true)),
+    }
+
+
+def summarize_runs(runs: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float | list[float]]]:
+    """Mean, sample standard deviation and values of every numeric metric over repeated runs (seeds)."""
+    if not runs:
+        return {}
+    names = [name for name, value in runs[0].items() if isinstance(value, int | float | np.number)]
+    summary = {}
+    for name in names:
+        values = np.array([float(run[name]) for run in runs])
+        summary[name] = {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "values": values.tolist(),
+        }
+    return summary

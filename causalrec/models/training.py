@@ -1,0 +1,508 @@
+"""The training loop shared by every causalrec network, and its checkpoint / save format.
+
+One loop serves the next-item recommender and the outcome (click) models; what differs is an *objective*
+(:class:`Objective`) that owns the training data, resident on the training device, and turns a batch of row
+indices into a loss. The loop adapts to the device:
+
+* GPU: bf16 autocast, fused AdamW, ``torch.compile`` of the loss step, large batches, the data and the batch
+  shuffling on the device, and no host synchronisation inside an epoch (losses accumulate on the device and
+  are read once per epoch);
+* CPU: plain eager fp32 (compiling is slow there and the compiled code is not faster).
+
+Early stopping keeps the weights of the best validation epoch. With ``checkpoint_dir`` the loop writes, after
+every epoch, one ``checkpoint.safetensors`` file holding the weights, the best weights, the optimizer state and
+every random-number-generator state, with the bookkeeping as JSON in the file's metadata; the write is atomic.
+Resuming from it continues bit-for-bit as if the run had not stopped (on CPU, and on GPU up to the
+non-determinism of its kernels).
+
+Saved models are a folder with ``model.safetensors`` (tensors) and ``config.json`` (everything else, including
+the sha256 of the tensor file, checked on load).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from tqdm.auto import tqdm
+
+from causalrec._results import ResultMixin, to_jsonable, write_atomic
+from causalrec.exceptions import ValidationError
+
+logger = logging.getLogger(__name__)
+
+_OWNER = "training"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------- device choice
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (or None) picks CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValidationError("device", "an available device ('auto', 'cpu' or a visible GPU)", repr(device),
+                              owner=_OWNER)
+    return resolved
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bf16 on GPU for ``"auto"``, None (fp32) on CPU or for ``"fp32"``."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    raise ValidationError("precision", "'auto', 'fp32' or 'bf16'", repr(precision), owner=_OWNER)
+
+
+def resolve_compile(compile_mode: str | bool, device: torch.device) -> bool:
+    """``"auto"`` compiles on GPU only (on CPU compilation costs more than it saves)."""
+    if compile_mode == "auto":
+        return device.type == "cuda"
+    if isinstance(compile_mode, bool):
+        return compile_mode
+    raise ValidationError("compile", "'auto', True or False", repr(compile_mode), owner=_OWNER)
+
+
+def default_batch_size(device: torch.device, cpu: int = 128, gpu: int = 1024) -> int:
+    return gpu if device.type == "cuda" else cpu
+
+
+@contextlib.contextmanager
+def seeded_torch(random_state: int | None, device: torch.device) -> Iterator[None]:
+    """Seed torch's global generators for the duration of a fit and restore the caller's state afterwards.
+
+    Dropout and parameter initialisation draw from the global generators; forking them keeps a fit
+    deterministic for a given ``random_state`` without changing the random stream of the calling program.
+    """
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(0 if random_state is None else int(random_state))
+        yield
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How to train. ``batch_size=None`` means 128 on CPU and 1024 on GPU."""
+
+    max_epochs: int = 20
+    batch_size: int | None = None
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    patience: int = 3
+    max_grad_norm: float | None = 1.0
+    device: str = "auto"
+    precision: str = "auto"
+    compile: str | bool = "auto"
+    progress_bar: bool = True
+    random_state: int | None = 0
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    description: str = "training"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_epochs": self.max_epochs >= 1,
+            "batch_size": self.batch_size is None or self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "patience": self.patience >= 1,
+            "max_grad_norm": self.max_grad_norm is None or self.max_grad_norm > 0,
+        }
+        for name, valid in checks.items():
+            if not valid:
+                raise ValidationError(name, "a valid training setting", repr(getattr(self, name)), owner=_OWNER)
+
+
+class Objective(Protocol):
+    """Training data on the device plus the loss; implemented by each model family."""
+
+    n_examples: int
+
+    def make_batch(self, rows: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """The tensors of one batch (random choices such as sampled targets draw from ``generator``)."""
+
+    def batch_loss(self, network: torch.nn.Module, *batch: torch.Tensor) -> torch.Tensor:
+        """Scalar training loss of one batch; pure tensor code so that it compiles."""
+
+    def supervised_count(self, *batch: torch.Tensor) -> torch.Tensor:
+        """Number of supervised targets in the batch (a device tensor, for throughput)."""
+
+    def validation_loss(self, network: torch.nn.Module) -> float:
+        """Early-stopping criterion on held-out data, lower is better (the network is in eval mode)."""
+
+
+@dataclass(frozen=True)
+class TrainingHistory(ResultMixin):
+    """Per-epoch losses of a fit and how it ended."""
+
+    epochs: tuple[dict, ...]
+    best_epoch: int
+    best_validation_loss: float
+    stopped_early: bool
+    device: str
+    precision: str
+    compiled: bool
+    batch_size: int
+    resumed_from_epoch: int | None = None
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(list(self.epochs))
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+def parameter_groups(network: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices (weights, embeddings), none on biases and normalisation scales."""
+    decayed, plain = [], []
+    for parameter in network.parameters():
+        if parameter.requires_grad:
+            (decayed if parameter.ndim >= 2 else plain).append(parameter)
+    return [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+def make_optimizer(network: torch.nn.Module, config: TrainingConfig, device: torch.device) -> torch.optim.Optimizer:
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(
+        parameter_groups(network, config.weight_decay), lr=config.learning_rate, fused=fused or None
+    )
+
+
+def _autocast(dtype: torch.dtype | None, device: torch.device):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def make_train_step(
+    network: torch.nn.Module,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    compiled: bool,
+    max_grad_norm: float | None,
+) -> Callable[..., torch.Tensor]:
+    """One optimisation step on a batch; returns the detached loss (a device tensor, never synchronised)."""
+    loss_fn = objective.batch_loss
+    if compiled:
+        loss_fn = torch.compile(loss_fn, dynamic=False)
+    parameters = [p for p in network.parameters() if p.requires_grad]
+
+    def step(*batch: torch.Tensor) -> torch.Tensor:
+        with _autocast(dtype, device):
+            loss = loss_fn(network, *batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm, foreach=True)
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def _n_batches(n_examples: int, batch_size: int, drop_last: bool) -> int:
+    if drop_last and n_examples >= batch_size:
+        return n_examples // batch_size
+    return math.ceil(n_examples / batch_size)
+
+
+def train_network(
+    network: torch.nn.Module,
+    objective: Objective,
+    config: TrainingConfig,
+    fingerprint: Mapping[str, Any] | None = None,
+) -> TrainingHistory:
+    """Train ``network`` (already on the device) on ``objective``; leaves the best validation weights in it.
+
+    ``fingerprint`` (JSON-able) describes the model and data; a checkpoint is only resumed when it matches.
+    Call inside :func:`seeded_torch` so dropout draws are reproducible.
+    """
+    device = next(network.parameters()).device
+    dtype = resolve_precision(config.precision, device)
+    compiled = resolve_compile(config.compile, device)
+    batch_size = config.batch_size or default_batch_size(device)
+    optimizer = make_optimizer(network, config, device)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(0 if config.random_state is None else int(config.random_state))
+    fingerprint = to_jsonable(dict(fingerprint or {}))
+    fingerprint["training"] = to_jsonable(
+        {k: v for k, v in asdict(config).items() if k not in {"max_epochs", "progress_bar", "checkpoint_dir",
+                                                               "resume", "patience", "description"}}
+    )
+
+    state = {"epoch": 0, "best_epoch": -1, "best_validation_loss": math.inf, "bad_epochs": 0, "epochs": [],
+             "stopped_early": False}
+    best_weights = clone_state(network)
+    checkpoint = Path(config.checkpoint_dir) / CHECKPOINT_FILE if config.checkpoint_dir else None
+    resumed_from = None
+    if config.resume and checkpoint is not None and checkpoint.exists():
+        state, best_weights = _restore_checkpoint(checkpoint, network, optimizer, generator, fingerprint, device)
+        resumed_from = state["epoch"]
+        logger.info("%s: resumed from %s after epoch %d", config.description, checkpoint, state["epoch"])
+    elif config.resume:
+        logger.info("%s: no checkpoint at %s; starting from scratch", config.description, checkpoint)
+
+    step = make_train_step(network, objective, optimizer, device, dtype, compiled, config.max_grad_norm)
+    n_batches = _n_batches(objective.n_examples, batch_size, drop_last=compiled)
+    progress = tqdm(
+        total=config.max_epochs, initial=state["epoch"], desc=config.description, unit="epoch",
+        disable=None if config.progress_bar else True, leave=False,
+    )
+    try:
+        while state["epoch"] < config.max_epochs and not state["stopped_early"]:
+            started = time.perf_counter()
+            network.train()
+            order = torch.randperm(objective.n_examples, generator=generator, device=device)
+            total = torch.zeros((), device=device)
+            for index in range(n_batches):
+                rows = order[index * batch_size:(index + 1) * batch_size]
+                total += step(*objective.make_batch(rows, generator))
+            train_loss = float(total / n_batches)  # the one host synchronisation of the epoch
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(
+                    f"{config.description}: training loss is {train_loss} at epoch {state['epoch'] + 1}; "
+                    "lower the learning rate or check the inputs"
+                )
+            network.eval()
+            with torch.no_grad(), _autocast(dtype, device):
+                validation_loss = float(objective.validation_loss(network))
+            state["epoch"] += 1
+            improved = validation_loss < state["best_validation_loss"]
+            if improved:
+                state.update(best_validation_loss=validation_loss, best_epoch=state["epoch"], bad_epochs=0)
+                best_weights = clone_state(network)
+            else:
+                state["bad_epochs"] += 1
+                state["stopped_early"] = state["bad_epochs"] >= config.patience
+            seconds = time.perf_counter() - started
+            state["epochs"].append({"epoch": state["epoch"], "train_loss": train_loss,
+                                    "validation_loss": validation_loss, "seconds": seconds})
+            logger.info("%s: epoch %d train %.5f validation %.5f (%.1fs)%s", config.description, state["epoch"],
+                        train_loss, validation_loss, seconds, " *" if improved else "")
+            progress.update(1)
+            progress.set_postfix(train=f"{train_loss:.4f}", valid=f"{validation_loss:.4f}")
+            if checkpoint is not None:
+                _write_checkpoint(checkpoint, network, optimizer, generator, best_weights, state, fingerprint)
+    finally:
+        progress.close()
+    network.load_state_dict(best_weights)
+    network.eval()
+    return TrainingHistory(
+        epochs=tuple(state["epochs"]),
+        best_epoch=state["best_epoch"],
+        best_validation_loss=state["best_validation_loss"],
+        stopped_early=state["stopped_early"],
+        device=str(device),
+        precision="fp32" if dtype is None else "bf16",
+        compiled=compiled,
+        batch_size=batch_size,
+        resumed_from_epoch=resumed_from,
+    )
+
+
+def clone_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in network.state_dict().items()}
+
+
+# ---------------------------------------------------------------------------------------------- throughput
+def measure_throughput(
+    network: torch.nn.Module,
+    objective: Objective,
+    *,
+    batch_size: int,
+    n_steps: int,
+    warmup_steps: int = 3,
+    precision: str = "fp32",
+    compile_mode: str | bool = False,
+    learning_rate: float = 1e-3,
+) -> dict[str, float]:
+    """Supervised positions per second of the training step used by :func:`train_network`.
+
+    Runs ``warmup_steps`` (compilation happens there) and then ``n_steps`` timed steps; the device is
+    synchronised only at the two ends of the timed part.
+    """
+    device = next(network.parameters()).device
+    dtype = resolve_precision(precision, device)
+    compiled = resolve_compile(compile_mode, device)
+    config = TrainingConfig(learning_rate=learning_rate, batch_size=batch_size)
+    optimizer = make_optimizer(network, config, device)
+    step = make_train_step(network, objective, optimizer, device, dtype, compiled, config.max_grad_norm)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(0)
+    network.train()
+
+    def batches(count: int):
+        for _ in range(count):
+            rows = torch.randint(0, objective.n_examples, (batch_size,), generator=generator, device=device)
+            yield objective.make_batch(rows, generator)
+
+    warm_started = time.perf_counter()
+    for batch in batches(warmup_steps):
+        step(*batch)
+    _synchronize(device)
+    warmup_seconds = time.perf_counter() - warm_started
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    supervised = torch.zeros((), device=device, dtype=torch.float64)
+    loss_sum = torch.zeros((), device=device)
+    started = time.perf_counter()
+    for batch in batches(n_steps):
+        loss_sum += step(*batch)
+        supervised += objective.supervised_count(*batch)
+    _synchronize(device)
+    seconds = time.perf_counter() - started
+    result = {
+        "batch_size": batch_size,
+        "n_steps": n_steps,
+        "seconds": seconds,
+        "warmup_seconds": warmup_seconds,
+        "supervised_positions": float(supervised),
+        "positions_per_second": float(supervised) / seconds,
+        "steps_per_second": n_steps / seconds,
+        "mean_loss": float(loss_sum) / n_steps,
+        "precision": "fp32" if dtype is None else "bf16",
+        "compiled": compiled,
+        "fused_adamw": device.type == "cuda",
+    }
+    if device.type == "cuda":
+        result["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return result
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------------------------------------- files
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_checkpoint(
+    path: Path,
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    best_weights: Mapping[str, torch.Tensor],
+    state: Mapping[str, Any],
+    fingerprint: Mapping[str, Any],
+) -> None:
+    tensors = {f"model.{name}": t for name, t in network.state_dict().items()}
+    tensors.update({f"best.{name}": t for name, t in best_weights.items()})
+    optimizer_state = optimizer.state_dict()
+    for parameter_index, values in optimizer_state["state"].items():
+        for name, value in values.items():
+            tensors[f"optimizer.{parameter_index}.{name}"] = torch.as_tensor(value)
+    tensors["rng.torch_cpu"] = torch.get_rng_state()
+    tensors["rng.generator"] = generator.get_state()
+    device = next(network.parameters()).device
+    if device.type == "cuda":
+        tensors["rng.torch_cuda"] = torch.cuda.get_rng_state(device)
+    metadata = {
+        "state": json.dumps(to_jsonable(dict(state))),
+        "param_groups": json.dumps(to_jsonable(optimizer_state["param_groups"])),
+        "fingerprint": json.dumps(fingerprint, sort_keys=True),
+        "format_version": str(FORMAT_VERSION),
+    }
+    contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
+    write_atomic(path, save_safetensors_bytes(contiguous, metadata=metadata))
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    data = Path(path).read_bytes()
+    tensors = load_safetensors_bytes(data)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    return tensors, metadata
+
+
+def _restore_checkpoint(
+    path: Path,
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    fingerprint: Mapping[str, Any],
+    device: torch.device,
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    tensors, metadata = _read_safetensors(path)
+    stored = json.loads(metadata.get("fingerprint", "{}"))
+    if stored != json.loads(json.dumps(fingerprint, sort_keys=True)):
+        differing = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
+        raise ValidationError(
+            "checkpoint", "a checkpoint of the same model, data and training settings",
+            f"a checkpoint that differs in {differing} ({path})", owner=_OWNER,
+        )
+    network.load_state_dict({k[len("model."):]: v.to(device) for k, v in tensors.items() if k.startswith("model.")})
+    best = {k[len("best."):]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
+    optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            optimizer_state.setdefault(int(index), {})[name] = value  # load_state_dict moves it to the device
+    optimizer.load_state_dict({"state": optimizer_state, "param_groups": json.loads(metadata["param_groups"])})
+    torch.set_rng_state(tensors["rng.torch_cpu"])
+    generator.set_state(tensors["rng.generator"])
+    if device.type == "cuda" and "rng.torch_cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.torch_cuda"], device)
+    return json.loads(metadata["state"]), best
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """What :func:`read_model` returns: the JSON config and the tensors of a saved model folder."""
+
+    config: dict
+    tensors: dict[str, torch.Tensor] = field(repr=False)
+
+
+def write_model(directory: str | Path, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> Path:
+    """Write ``model.safetensors`` then ``config.json`` (which records the tensor file's sha256), atomically.
+
+    The config is written last, so a folder whose config matches its tensor file is complete.
+    """
+    directory = Path(directory)
+    payload = save_safetensors_bytes({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
+    write_atomic(directory / WEIGHTS_FILE, payload)
+    document = {"format_version": FORMAT_VERSION, **to_jsonable(dict(config)), "weights_sha256": _sha256(payload)}
+    write_atomic(directory / CONFIG_FILE, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    return directory
+
+
+def read_model(directory: str | Path) -> SavedModel:
+    """Read a folder written by :func:`write_model`; fails if the tensor file does not match the config."""
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise ValidationError("path", "a folder written by save() (config.json + model.safetensors)",
+                                  f"no {path.name} in {directory}", owner=_OWNER)
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    payload = weights_path.read_bytes()
+    if config.get("weights_sha256") != _sha256(payload):
+        raise ValidationError("model.safetensors", "the tensors config.json was written with (sha256 match)",
+                              "a different file (partial write or edited)", owner=_OWNER)
+    return SavedModel(config=config, tensors=load_safetensors_bytes(payload))

