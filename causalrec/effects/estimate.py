@@ -149,7 +149,7 @@ class EffectResult(ResultMixin):
         for column in originals:
             if column in prepared.encoding:
                 text = data[column].astype(str).to_numpy()
-                for k, category in enumerate(prepared.encoding[column]):
+                for k, category in enumerate(prepared.encoding[column][1:], start=1):
                     columns[f"{column}__{k}"] = (text == category).astype(np.float64)
             else:
                 columns[column] = np.asarray(data[column], dtype=np.float64)
@@ -170,6 +170,21 @@ class EffectResult(ResultMixin):
         low, high = self._model.econml.effect_interval(frame[columns].to_numpy(np.float64),
                                                        alpha=self.alpha if alpha is None else alpha)
         return np.ravel(low).astype(np.float64), np.ravel(high).astype(np.float64)
+
+    def uplift_metrics(self, data: pd.DataFrame, k: float = 0.3, n_bootstrap: int = 200,
+                       random_state: int | None = None) -> pd.DataFrame:
+        """AUUC, Qini coefficient and uplift@k of ranking ``data``'s rows by the estimated CATE, with intervals.
+
+        Uplift curves compare exposed and unexposed rows *within* each targeted share, so they estimate
+        uplift only where exposure in ``data`` is randomised (an experiment, a randomised hold-out); use rows
+        not used for fitting. See :mod:`causalrec.effects.uplift_metrics` for the definitions.
+        """
+        from causalrec.effects.uplift_metrics import uplift_report
+
+        treatment = np.asarray(data[self.problem.treatment]).astype(np.int64)
+        return uplift_report(np.asarray(data[self.problem.outcome], dtype=np.float64), treatment, self.cate(data),
+                             k=k, n_bootstrap=n_bootstrap, random_state=self.random_state if random_state is None
+                             else random_state)
 
     @property
     def econml_estimator(self) -> Any:

@@ -40,7 +40,7 @@ def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
 def _encoded_names(column: str, encoding: dict[str, list[str]]) -> list[str]:
     if column not in encoding:
         return [column]
-    return [f"{column}__{k}" for k in range(len(encoding[column]))]
+    return [f"{column}__{k}" for k in range(1, len(encoding[column]))]
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,9 @@ class EffectProblem:
         frame[self.outcome] = pd.to_numeric(outcome.astype(np.int64) if outcome.dtype == bool else outcome,
                                             errors="coerce").astype(np.float64)
 
-        # Categorical columns become one indicator per category, named ``column__<k>`` (graph-safe names);
-        # ``encoding`` maps each such column to its categories.
+        # Categorical columns become one indicator per category but the first (which would be collinear with
+        # the intercept of a linear final stage), named ``column__<k>`` (graph-safe names); ``encoding`` maps
+        # each such column to its sorted categories. An unseen category encodes as the first one.
         encoding: dict[str, list[str]] = {}
         for column in dict.fromkeys([*self.adjustment_set, *self.modifiers]):
             series = frame[column]
@@ -147,7 +148,7 @@ class EffectProblem:
                 encoding[column] = sorted(series.astype(str).unique())
         for column, categories in encoding.items():
             text = frame.pop(column).astype(str)
-            for k, category in enumerate(categories):
+            for k, category in enumerate(categories[1:], start=1):
                 frame[f"{column}__{k}"] = (text == category).astype(np.float64)
         for column in frame.columns:
             bad = np.flatnonzero(~np.isfinite(frame[column].to_numpy(np.float64)))
@@ -170,7 +171,7 @@ class EffectProblem:
         for column in self.modifiers:
             if column in prepared.encoding:
                 text = data[column].astype(str).to_numpy()
-                for k, category in enumerate(prepared.encoding[column]):
+                for k, category in enumerate(prepared.encoding[column][1:], start=1):
                     columns[f"{column}__{k}"] = (text == category).astype(np.float64)
             else:
                 columns[column] = pd.to_numeric(data[column].astype(np.float64)).to_numpy(np.float64)

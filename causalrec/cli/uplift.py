@@ -1,0 +1,104 @@
+"""``causalrec uplift``: the effect of exposure (ATE, ATT, CATE) on a table or a built-in data set, refuted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import typer
+
+from causalrec.cli._common import console, fail, parse_list, write_json
+from causalrec.exceptions import ValidationError
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if path.suffix.lower() in (".csv", ".txt"):
+        return pd.read_csv(path)
+    raise fail(f"--data must be a .csv or .parquet file; got {path.name}")
+
+
+def uplift(
+    data: Path | None = typer.Option(None, help="CSV or parquet table, one row per (user, item) or unit."),
+    treatment: str | None = typer.Option(None, help="0/1 exposure column (shown / recommended / mailed)."),
+    outcome: str | None = typer.Option(None, help="Outcome column (click, purchase, visit, spend)."),
+    confounders: str = typer.Option("", help="Comma-separated columns that drove exposure and outcome."),
+    effect_modifiers: str = typer.Option("", help="Comma-separated CATE features (default: the confounders)."),
+    score: str | None = typer.Option(None, help="Column with the score of the ranker that decided exposure."),
+    dataset: str | None = typer.Option(None, help="Built-in data set instead of --data: 'hillstrom'."),
+    arm: str = typer.Option("mens", help="Hillstrom e-mail arm against no e-mail: mens or womens."),
+    estimator: str = typer.Option("auto", help="auto, linear_dml, causal_forest_dml, linear_dr, forest_dr, "
+                                               "t_learner, s_learner or x_learner."),
+    candidates: str = typer.Option("", help="Comma-separated families that 'auto' chooses from (default set)."),
+    cv: int = typer.Option(3, help="Cross-fitting folds of the nuisance models."),
+    holdout: float = typer.Option(-1.0, help="Share of rows held out to score the CATE ranking with uplift "
+                                             "metrics (valid for randomised exposure); default 0.3 for hillstrom, "
+                                             "0 otherwise."),
+    refute: bool = typer.Option(True, help="Run the refuters (placebo, random common cause, subset, bootstrap, "
+                                           "unobserved confounder)."),
+    simulations: int = typer.Option(2, help="Simulations per refuter (each refits the estimator)."),
+    alpha: float = typer.Option(0.05, help="1 - confidence level of the intervals."),
+    seed: int = typer.Option(0, help="Seed of every fold, nuisance model and simulation."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON to this file."),
+    report: Path | None = typer.Option(None, help="Write report.html and report.json into this folder."),
+) -> None:
+    """Estimate what exposure causes, with DoWhy (model, identify, refute) and EconML (estimate)."""
+    from causalrec.effects import DEFAULT_CANDIDATES, estimate_effect
+
+    try:
+        if dataset is not None:
+            if dataset.lower() != "hillstrom":
+                raise fail(f"unknown --dataset {dataset!r}; available: hillstrom")
+            from causalrec.effects.examples import HILLSTROM_CONFOUNDERS, hillstrom_arm
+
+            frame = hillstrom_arm(arm)
+            treatment, outcome = "email", outcome or "visit"
+            confounder_list, holdout = list(HILLSTROM_CONFOUNDERS), 0.3 if holdout < 0 else holdout
+        else:
+            if data is None or treatment is None or outcome is None:
+                raise fail("give --data, --treatment and --outcome (and --confounders), or --dataset")
+            frame = _read_table(data)
+            confounder_list, holdout = parse_list(confounders), max(holdout, 0.0)
+        if not 0 <= holdout < 1:
+            raise fail(f"--holdout must be in [0, 1); got {holdout}")
+        rng = np.random.default_rng(seed)
+        held_out = rng.random(len(frame)) < holdout
+        fit_rows, test_rows = frame[~held_out], frame[held_out]
+        result = estimate_effect(
+            fit_rows, treatment=treatment, outcome=outcome, confounders=confounder_list,
+            effect_modifiers=parse_list(effect_modifiers) or None, score=score, estimator=estimator,
+            candidates=parse_list(candidates) or DEFAULT_CANDIDATES, cv=cv, alpha=alpha, random_state=seed,
+        )
+        payload: dict = {"effect": result.to_dict(), "n_fit_rows": len(fit_rows), "n_holdout_rows": len(test_rows)}
+        console.print(result.summary())
+        if result.selection is not None:
+            console.print(result.selection.summary())
+        metrics = None
+        if len(test_rows):
+            metrics = result.uplift_metrics(test_rows, random_state=seed)
+            payload["uplift_metrics"] = metrics
+            with pd.option_context("display.width", 140):
+                console.print(f"Uplift metrics of the CATE ranking on {len(test_rows)} held-out rows:\n"
+                              + metrics.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+        refutation = None
+        if refute:
+            refutation = result.refute(num_simulations=simulations, random_state=seed)
+            payload["refutation"] = refutation.to_dict()
+            console.print(refutation.summary())
+    except ValidationError as error:
+        raise fail(str(error)) from error
+    write_json(json_out, payload)
+    if report is not None:
+        from causalrec.report.builder import Report
+        from causalrec.report.effects import effects_section
+
+        document = Report(title="causalrec uplift", metadata={"source": str(data or dataset)})
+        document.add(effects_section(result, refutation=refutation, uplift_metrics=metrics))
+        html_path, _ = document.write(report)
+        console.print(f"wrote {html_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("uplift")(uplift)
