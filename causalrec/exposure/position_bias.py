@@ -1,0 +1,317 @@
+"""Position bias: how likely each slot is to be examined, and position-aware importance weights.
+
+The position-based click model (PBM; Craswell et al., WSDM 2008; Chuklin, Markov & de Rijke, "Click Models
+for Web Search", 2015) factors the click probability of item ``a`` shown in slot ``l`` to context ``x`` as
+
+``P(click | x, a, l) = theta_l * gamma(x, a)``,
+
+an examination probability ``theta_l`` that depends on the slot only, times an attractiveness (relevance)
+``gamma``. Only ratios ``theta_l / theta_0`` are identified from clicks; estimates here are reported relative to
+slot 0 (``examination[0] = 1``). Three estimators, from most to least demanding on the logs:
+
+* ``"randomized"``: when the slot is assigned independently of the item (result randomisation, or a uniformly
+  random slot as in :mod:`causalrec.data.simulate`), ``theta_l / theta_0 = CTR_l / CTR_0`` (Joachims,
+  Swaminathan & Schnabel, "Unbiased Learning-to-Rank with Biased Feedback", WSDM 2017, randomised swaps), with
+  delta-method standard errors.
+* ``"harvest"``: intervention harvesting (Agarwal et al., "Estimating Position Bias without Intrusive
+  Interventions", WSDM 2019): the same item (or ``relevance_key`` group) shown at slot 0 and at slot ``l`` in
+  different rounds is a natural swap; ``theta_l / theta_0 = sum_j w_j CTR_jl / sum_j w_j CTR_j0`` over the groups
+  ``j`` seen at both slots, with ``w_j = n_j0 n_jl / (n_j0 + n_jl)``.
+* ``"em"``: expectation-maximisation of the PBM likelihood with one attractiveness per ``relevance_key``
+  group (Chuklin et al. 2015, Section 4; Wang et al., "Position Bias Estimation for Unbiased Learning to Rank in
+  Personal Search", WSDM 2018). E-step for a non-click: ``P(E=1, R=0 | C=0) = theta (1 - gamma) / (1 - theta
+  gamma)`` and ``P(E=0, R=1 | C=0) = (1 - theta) gamma / (1 - theta gamma)``; M-step: ``theta_l`` = mean over slot
+  ``l`` of ``P(E = 1 | c)``, ``gamma_j`` = mean over group ``j`` of ``P(R = 1 | c)``.
+
+Position-aware IPS (:func:`position_based_weights`): under the PBM, a logged (item, slot) outcome can be moved to
+any other slot by the ratio of examinations, so a target policy needs support on the *item*, not on the exact
+(item, slot) pair (Li et al., "Offline Evaluation of Ranking Policies with Click Models", KDD 2018). With slots
+drawn with frequencies ``q(l)`` and logging/target probabilities ``mu(a | x, l)`` / ``pi(a | x, l)``,
+
+``w_i = sum_l q(l) pi(a_i | x_i, l) theta_l / sum_l q(l) mu(a_i | x_i, l) theta_l``
+
+gives ``E[w_i r_i] = sum_l q(l) sum_a pi(a | x, l) theta_l gamma(x, a)``, the target's value, when clicks follow
+the PBM. The weights plug into any estimator of :mod:`causalrec.ope.estimators` via
+``EstimatorInputs(reward, weights, ...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from causalrec._results import ResultMixin, to_jsonable
+from causalrec.data.feedback import LoggedFeedback
+from causalrec.exceptions import ValidationError
+from causalrec.policy import ActionDistribution, as_action_distribution
+
+logger = logging.getLogger(__name__)
+_OWNER = "position_bias"
+EXAMINATION_METHODS = ("randomized", "harvest", "em")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ExaminationEstimate(ResultMixin):
+    """Examination probability of each slot relative to slot 0, with standard errors where available.
+
+    ``examination[l] = theta_l / theta_0``; ``standard_error`` (NaN where not computed); ``n_rounds`` and
+    ``n_clicks`` per slot; ``diagnostics`` (EM: iterations, log-likelihood, convergence; harvest: groups used).
+    """
+
+    examination: np.ndarray
+    standard_error: np.ndarray
+    method: str
+    n_rounds: np.ndarray
+    n_clicks: np.ndarray
+    diagnostics: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{v:.3f}" for v in self.examination)
+        return f"ExaminationEstimate(method={self.method!r}, examination=[{values}])"
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({
+            "position": np.arange(len(self.examination)),
+            "examination": self.examination,
+            "se": self.standard_error,
+            "n_rounds": self.n_rounds,
+            "n_clicks": self.n_clicks,
+        })
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "positions": to_jsonable(self.to_frame()),
+                "diagnostics": to_jsonable(self.diagnostics)}
+
+
+def _check_clicks(feedback: LoggedFeedback) -> np.ndarray:
+    if not isinstance(feedback, LoggedFeedback):
+        raise ValidationError("feedback", "a LoggedFeedback", type(feedback).__name__, owner=_OWNER)
+    clicks = feedback.reward
+    if not np.isin(clicks, (0.0, 1.0)).all():
+        row = int(np.flatnonzero(~np.isin(clicks, (0.0, 1.0)))[0])
+        raise ValidationError("reward", "binary clicks (0 or 1) for a click model", f"{clicks[row]!r}", row,
+                              owner=_OWNER)
+    if feedback.n_positions < 2:
+        raise ValidationError("position", "at least two slots to compare", f"{feedback.n_positions}", owner=_OWNER)
+    return clicks
+
+
+def _group_index(feedback: LoggedFeedback, relevance_key) -> np.ndarray:
+    if relevance_key is None:
+        return feedback.action.astype(np.int64)
+    key = np.asarray(relevance_key)
+    if key.shape != (feedback.n_rounds,):
+        raise ValidationError("relevance_key", f"one key per round ({feedback.n_rounds})", f"shape {key.shape}",
+                              owner=_OWNER)
+    return np.unique(key, return_inverse=True)[1].astype(np.int64)
+
+
+def estimate_examination(
+    feedback: LoggedFeedback,
+    method: str = "em",
+    relevance_key: np.ndarray | None = None,
+    n_iterations: int = 500,
+    tol: float = 1e-8,
+) -> ExaminationEstimate:
+    """Estimate ``theta_l / theta_0`` from binary clicks (``feedback.reward``) at logged slots.
+
+    ``relevance_key`` groups rounds that share one attractiveness (default: the item; e.g. pass
+    ``user_id * n_actions + action`` for per-(user, item) relevance). ``n_iterations`` and ``tol`` bound EM
+    (stops when no parameter moves by more than ``tol``).
+    """
+    if method not in EXAMINATION_METHODS:
+        raise ValidationError("method", f"one of {EXAMINATION_METHODS}", repr(method), owner=_OWNER)
+    clicks = _check_clicks(feedback)
+    slots = feedback.position
+    n_slots = feedback.n_positions
+    n_rounds = np.bincount(slots, minlength=n_slots)
+    n_clicks = np.bincount(slots, weights=clicks, minlength=n_slots).astype(np.int64)
+    if n_rounds[0] == 0 or n_clicks[0] == 0:
+        raise ValidationError("position", "clicks at slot 0 (the reference slot)",
+                              f"{n_rounds[0]} rounds and {n_clicks[0]} clicks there", owner=_OWNER)
+    if method == "randomized":
+        ctr = np.divide(n_clicks, n_rounds, out=np.full(n_slots, np.nan), where=n_rounds > 0)
+        ratio = ctr / ctr[0]
+        # Delta method for a ratio of independent binomial proportions: var(log ratio) = sum (1 - p) / (n p).
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative_var = (1 - ctr) / (n_rounds * ctr) + (1 - ctr[0]) / (n_rounds[0] * ctr[0])
+        standard_error = ratio * np.sqrt(relative_var)
+        standard_error[0] = 0.0
+        return ExaminationEstimate(ratio, standard_error, "randomized (CTR ratio to slot 0)", n_rounds, n_clicks,
+                                   {"ctr": ctr.tolist()})
+    groups = _group_index(feedback, relevance_key)
+    if method == "harvest":
+        return _harvest(groups, slots, clicks, n_slots, n_rounds, n_clicks)
+    return _expectation_maximization(groups, slots, clicks, n_slots, n_rounds, n_clicks, n_iterations, tol)
+
+
+def _pair_ratio(shown, clicked, first: int, second: int) -> tuple[float, float, int]:
+    """``theta_second / theta_first`` from the groups shown at both slots, its log-scale variance and the number
+    of groups used (matched weights ``n_1 n_2 / (n_1 + n_2)``; linearised variance over independent groups)."""
+    both = (shown[:, first] > 0) & (shown[:, second] > 0)
+    if both.sum() < 2:
+        return float("nan"), float("nan"), int(both.sum())
+    n1, n2 = shown[both, first], shown[both, second]
+    weight = n1 * n2 / (n1 + n2)
+    numerator_terms = weight * clicked[both, second] / n2
+    denominator_terms = weight * clicked[both, first] / n1
+    numerator, denominator = numerator_terms.sum(), denominator_terms.sum()
+    if numerator <= 0 or denominator <= 0:
+        return float("nan"), float("nan"), int(both.sum())
+    ratio = numerator / denominator
+    influence = numerator_terms - ratio * denominator_terms
+    variance = len(influence) * influence.var(ddof=1) / denominator**2
+    return float(ratio), float(variance / ratio**2), int(both.sum())
+
+
+def _harvest(groups, slots, clicks, n_slots, n_rounds, n_clicks) -> ExaminationEstimate:
+    """Pairwise harvested ratios for every pair of slots, combined by weighted least squares on the log scale
+    (``log theta_l - log theta_k = log ratio_kl``, weights ``1 / var``, ``log theta_0 = 0``), so that slots never
+    shown together with slot 0 are reached through the others."""
+    n_groups = int(groups.max()) + 1
+    shown = np.zeros((n_groups, n_slots))
+    clicked = np.zeros((n_groups, n_slots))
+    np.add.at(shown, (groups, slots), 1.0)
+    np.add.at(clicked, (groups, slots), clicks)
+    design, response, precision, pairs = [], [], [], []
+    for first in range(n_slots):
+        for second in range(first + 1, n_slots):
+            ratio, log_variance, used = _pair_ratio(shown, clicked, first, second)
+            if not (np.isfinite(ratio) and np.isfinite(log_variance) and log_variance > 0):
+                continue
+            row = np.zeros(n_slots)
+            row[second], row[first] = 1.0, -1.0
+            design.append(row[1:])
+            response.append(np.log(ratio))
+            precision.append(1.0 / log_variance)
+            pairs.append({"slots": (first, second), "ratio": ratio, "groups": used})
+    ratio = np.full(n_slots, np.nan)
+    standard_error = np.full(n_slots, np.nan)
+    ratio[0], standard_error[0] = 1.0, 0.0
+    if design:
+        X, y, w = np.array(design), np.array(response), np.array(precision)
+        connected = {0}  # slots linked to slot 0 by a chain of pairs: only their ratios are identified
+        grew = True
+        while grew:
+            grew = False
+            for pair in pairs:
+                first, second = pair["slots"]
+                if (first in connected) != (second in connected):
+                    connected |= {first, second}
+                    grew = True
+        reached = np.array([slot in connected for slot in range(1, n_slots)])
+        keep = np.array([pair["slots"][0] in connected for pair in pairs])
+        if reached.any():
+            X, y, w = X[keep][:, reached], y[keep], w[keep]
+            information = (X * w[:, None]).T @ X
+            log_theta = np.linalg.solve(information, (X * w[:, None]).T @ y)
+            index = np.flatnonzero(reached) + 1
+            ratio[index] = np.exp(log_theta)
+            standard_error[index] = ratio[index] * np.sqrt(np.diag(np.linalg.inv(information)))
+    return ExaminationEstimate(ratio, standard_error, "harvest (items shown at several slots, pairwise ratios)",
+                               n_rounds, n_clicks, {"pairs": pairs})
+
+
+def _expectation_maximization(groups, slots, clicks, n_slots, n_rounds, n_clicks, n_iterations, tol):
+    n_groups = int(groups.max()) + 1
+    group_rounds = np.bincount(groups, minlength=n_groups).astype(np.float64)
+    theta = np.clip(0.5 * np.ones(n_slots), 1e-6, 1 - 1e-6)
+    gamma = np.clip(np.bincount(groups, weights=clicks, minlength=n_groups) / np.maximum(group_rounds, 1) / 0.5,
+                    0.01, 0.99)
+    history: list[float] = []
+    converged = False
+    for _ in range(int(n_iterations)):
+        t, g = theta[slots], gamma[groups]
+        miss = np.maximum(1 - t * g, 1e-12)
+        examined = np.where(clicks > 0, 1.0, t * (1 - g) / miss)
+        attractive = np.where(clicks > 0, 1.0, (1 - t) * g / miss)
+        new_theta = np.clip(np.bincount(slots, weights=examined, minlength=n_slots) / np.maximum(n_rounds, 1),
+                            1e-6, 1 - 1e-6)
+        new_gamma = np.clip(np.bincount(groups, weights=attractive, minlength=n_groups) / np.maximum(group_rounds, 1),
+                            1e-6, 1 - 1e-6)
+        change = max(np.abs(new_theta - theta).max(), np.abs(new_gamma - gamma).max())
+        theta, gamma = new_theta, new_gamma
+        probability = np.clip(theta[slots] * gamma[groups], 1e-12, 1 - 1e-12)
+        history.append(float(np.sum(clicks * np.log(probability) + (1 - clicks) * np.log1p(-probability))))
+        if change < tol:
+            converged = True
+            break
+    logger.debug("PBM EM stopped after %d iterations (converged=%s)", len(history), converged)
+    ratio = theta / theta[0]
+    return ExaminationEstimate(
+        ratio, np.full(n_slots, np.nan), "em (position-based click model)", n_rounds, n_clicks,
+        {"n_iterations": len(history), "converged": converged, "log_likelihood": history[-1],
+         "absolute_examination": theta.tolist(), "n_groups": n_groups},
+    )
+
+
+# --------------------------------------------------------------------------------------------- weights
+def _check_examination(examination, n_positions: int) -> np.ndarray:
+    values = np.asarray(getattr(examination, "examination", examination), dtype=np.float64)
+    if values.shape != (n_positions,) or not np.isfinite(values).all() or (values <= 0).any():
+        raise ValidationError("examination", f"{n_positions} positive finite examination probabilities (one per slot)",
+                              f"{values.tolist() if values.size <= 10 else values.shape}", owner=_OWNER)
+    return values
+
+
+def examination_weights(position: np.ndarray, examination, clip: float | None = None) -> np.ndarray:
+    """``1 / theta_{l_i}`` (relative to slot 0), the inverse-propensity weight of a click at slot ``l_i`` for
+    learning or evaluating relevance from clicks (Joachims et al. 2017); ``clip`` bounds ``theta`` from below."""
+    position = np.asarray(position, dtype=np.int64)
+    theta = np.asarray(getattr(examination, "examination", examination), dtype=np.float64)
+    theta = _check_examination(theta, len(theta))
+    if clip is not None:
+        theta = np.maximum(theta, clip)
+    return 1.0 / theta[position]
+
+
+def position_based_weights(
+    feedback: LoggedFeedback,
+    target,
+    examination,
+    logging: ActionDistribution | None = None,
+    slot_frequencies: np.ndarray | None = None,
+) -> np.ndarray:
+    """Position-based (PBM) importance weights of ``target`` for every logged round (module docstring).
+
+    ``examination`` is an :class:`ExaminationEstimate` or an array ``theta`` (any common scale). ``logging`` is
+    the logging policy over the logged rounds; without it, the logging probability of the logged item is taken
+    as the same at every slot (``mu(a_i | x_i, l) = pscore_i``, true when slots are drawn independently of the
+    item, as in :mod:`causalrec.data.simulate`). ``slot_frequencies`` ``q(l)`` default to the logged shares.
+    """
+    if not isinstance(feedback, LoggedFeedback):
+        raise ValidationError("feedback", "a LoggedFeedback", type(feedback).__name__, owner=_OWNER)
+    theta = _check_examination(examination, feedback.n_positions)
+    target = as_action_distribution(target, feedback.n_rounds, feedback.n_actions, feedback.n_positions)
+    if slot_frequencies is None:
+        q = np.bincount(feedback.position, minlength=feedback.n_positions) / feedback.n_rounds
+    else:
+        q = np.asarray(slot_frequencies, dtype=np.float64)
+        if q.shape != (feedback.n_positions,) or (q < 0).any() or not np.isclose(q.sum(), 1):
+            raise ValidationError("slot_frequencies", f"{feedback.n_positions} non-negative shares summing to 1",
+                                  f"{q.tolist()}", owner=_OWNER)
+    numerator = np.zeros(feedback.n_rounds)
+    denominator = np.zeros(feedback.n_rounds)
+    for slot in range(feedback.n_positions):
+        at_slot = np.full(feedback.n_rounds, slot)
+        numerator += q[slot] * theta[slot] * target.prob_of(feedback.action, at_slot)
+        if logging is not None:
+            denominator += q[slot] * theta[slot] * logging.prob_of(feedback.action, at_slot)
+    if logging is None:
+        if feedback.pscore is None:
+            raise ValidationError("pscore", "present (or pass logging=)", "None", owner=_OWNER)
+        denominator = feedback.pscore * float(np.sum(q * theta))
+    if (denominator <= 0).any():
+        row = int(np.flatnonzero(denominator <= 0)[0])
+        raise ValidationError("logging", "positive probability of every logged item at some examined slot", "0", row,
+                              owner=_OWNER)
+    return numerator / denominator
+
+
+__all__ = [
+    "EXAMINATION_METHODS", "ExaminationEstimate", "estimate_examination", "examination_weights",
+    "position_based_weights",
+]
