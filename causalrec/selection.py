@@ -324,6 +324,10 @@ class Leaderboard(ResultMixin):
         by_uplift = self.table.sort_values("rank_by_uplift", ascending=False)
         figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(self.table) + 1.8))
         left.barh(by_accuracy["candidate"], by_accuracy[self.accuracy_metric], color="tab:grey")
+        accuracy = by_accuracy[self.accuracy_metric].dropna()
+        if len(accuracy):
+            spread = max(float(accuracy.max() - accuracy.min()), 0.02)
+            left.set_xlim(float(accuracy.min()) - 0.5 * spread, float(accuracy.max()) + 0.2 * spread)
         left.set_xlabel(f"{self.accuracy_metric} on the logs (naive)")
         left.set_title("Ranked by accuracy on the logs")
         y = np.arange(len(by_uplift))

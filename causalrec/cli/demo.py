@@ -1,4 +1,8 @@
-"""``causalrec demo``: the end-to-end slice on the Open Bandit sample, written as an HTML + JSON report."""
+"""``causalrec demo``: the end-to-end slice on the Open Bandit sample, written as an HTML + JSON report.
+
+Three steps, the user's journey: evaluate a policy offline against the on-policy truth, select among candidate
+recommenders by estimated uplift, and plan the A/B test that would confirm the choice.
+"""
 
 from __future__ import annotations
 
@@ -15,25 +19,28 @@ from causalrec.exceptions import CausalrecWarning, ValidationError
 
 def demo(
     out: Path = typer.Option(Path("reports/demo"), help="Folder for report.html and report.json."),
-    campaigns: str = typer.Option("all", help="Comma-separated Open Bandit campaigns: all, men, women."),
+    campaigns: str = typer.Option("all", help="Comma-separated Open Bandit campaigns to evaluate: all, men, women."),
     estimators: str = typer.Option("auto,ips,snips,dm,dr", help="Comma-separated estimator names."),
     bts_source: str = typer.Option("logs", help="BTS target distribution: 'logs' (time-indexed) or 'prior'."),
+    select: bool = typer.Option(True, help="Also rank candidate recommenders by estimated uplift (campaign 'all')."),
+    plan: bool = typer.Option(True, help="Also plan the A/B test from the leaderboard."),
+    daily_traffic: float = typer.Option(100_000, help="Eligible users per day, for the test's duration."),
     seed: int = typer.Option(0, help="Seed of the reward model's folds and fits."),
 ) -> None:
-    """Estimate BTS from the uniform-random logs and the reverse, compare with the truth, write a report."""
+    """Estimate BTS from the uniform-random logs and the reverse, compare with the truth, select, plan, report."""
     from causalrec.ope.open_bandit import evaluate_open_bandit
     from causalrec.report import Report
     from causalrec.report.ope import ope_truth_section
 
     started = time.perf_counter()
     jobs = [(c, b, e) for c in parse_list(campaigns) for b, e in (("random", "bts"), ("bts", "random"))]
-    evaluations = []
+    evaluations, board, experiment_plan = [], None, None
     try:
         with Progress(console=console, transient=True) as progress, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CausalrecWarning)
-            task = progress.add_task("evaluating", total=len(jobs))
+            task = progress.add_task("evaluating", total=len(jobs) + select + (select and plan))
             for campaign, behavior, evaluation in jobs:
-                progress.update(task, description=f"{evaluation} <- {behavior} logs ({campaign})")
+                progress.update(task, description=f"evaluating {evaluation} <- {behavior} logs ({campaign})")
                 evaluations.append(
                     evaluate_open_bandit(
                         campaign=campaign, behavior=behavior, evaluation=evaluation,
@@ -41,21 +48,54 @@ def demo(
                     )
                 )
                 progress.advance(task)
+            if select:
+                progress.update(task, description="selecting candidate recommenders by estimated uplift")
+                board, baseline_rate = _select(seed)
+                progress.advance(task)
+                if plan:
+                    progress.update(task, description="planning the A/B test")
+                    experiment_plan = _plan(board, baseline_rate, daily_traffic)
+                    progress.advance(task)
     except (ValidationError, FileNotFoundError) as error:
         raise fail(str(error)) from error
     for warning in caught:
         console.print(f"[yellow]warning:[/] {warning.message}")
     for evaluation in evaluations:
-        console.print(evaluation.summary())
-        console.print()
+        console.print(evaluation.summary(), end="\n\n")
     report = Report(
-        "causalrec demo: off-policy evaluation on the Open Bandit sample",
-        metadata={"campaigns": campaigns, "estimators": estimators, "bts_target": bts_source, "seed": seed,
-                  "runtime_seconds": round(time.perf_counter() - started, 1)},
+        "causalrec demo: evaluate, select and plan on the Open Bandit sample",
+        metadata={"campaigns": campaigns, "estimators": estimators, "bts_target": bts_source, "seed": seed},
     )
     report.add(ope_truth_section(evaluations))
+    if board is not None:
+        from causalrec.report.selection import selection_section
+
+        console.print(board.summary(), end="\n\n")
+        report.add(selection_section(board, title="Model selection by estimated uplift (random logs, campaign all)"))
+    if experiment_plan is not None:
+        from causalrec.report.planning import planning_section
+
+        console.print(experiment_plan.summary(), end="\n\n")
+        report.add(planning_section(experiment_plan, title="A/B test plan for the leading candidate"))
+    report.metadata["runtime_seconds"] = round(time.perf_counter() - started, 1)
     html_path, json_path = report.write(out)
     console.print(f"[bold green]report written:[/] {html_path.resolve()} and {json_path.name}")
+
+
+def _select(seed: int):
+    from causalrec.data.datasets import load_open_bandit
+    from causalrec.selection import default_candidates, select_models
+
+    feedback = load_open_bandit(behavior="random", campaign="all").feedback
+    board = select_models(default_candidates(feedback, random_state=seed), feedback, random_state=seed)
+    return board, float(feedback.reward.mean())
+
+
+def _plan(board, baseline_rate: float, daily_traffic: float):
+    from causalrec.planning import BinaryMetric, plan_from_offline
+
+    return plan_from_offline(board.to_dict(), BinaryMetric(baseline=baseline_rate),
+                             daily_eligible_traffic=daily_traffic, round_to_weeks=True)
 
 
 def register(app: typer.Typer) -> None:
