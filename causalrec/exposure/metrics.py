@@ -16,7 +16,11 @@ observed (user, item) by ``1 / p_ui``, its probability of being observed, undoes
   - ``recall@k(u) = sum_t w_t 1[r_t <= k] / nhat_u`` and ``ndcg@k(u) = IPS-DCG@k(u) / IDCG@k(nhat_u)``, with
     ``IDCG@k(n) = sum_{i <= min(n, k)} 1 / log2(i + 1)`` interpolated linearly between integers: ratio
     estimators, consistent as the number of relevant items per row grows, averaged over rows with at least one
-    observed relevant item.
+    observed relevant item. With only a few observed items per row they carry a small-sample (Jensen) bias,
+    larger for recall, whose denominator ``nhat_u`` is unbounded, than for NDCG, whose ideal DCG saturates at
+    ``k``: a row whose observed items all had high propensities understates ``nhat_u``. On a synthetic check
+    with about 3 observed of 12 relevant items per row, debiased NDCG@10 ordered a personalised and a
+    popularity ranker correctly while debiased recall@10 still did not; prefer NDCG (or the unbiased DCG) there.
 
 With every propensity equal to 1 these are the naive metrics exactly.
 """

@@ -19,7 +19,7 @@ Evaluation", ICML 2016, Section 5). Estimators:
   independence model of the observed counts; a crude baseline.
 
 Diagnostics: ``inverse_mass_ratio = sum_{O = 1} (1 / p_ui) / N`` has expectation 1 under correct propensities
-(``E[sum O / p] = N``); for ``features`` the cross-fitted ``P(O = 1 | x)`` of every cell is checked for
+(``E[sum O / p] = N``, variance ``sum (1 - p) / p / N^2``; a warning fires beyond 99.9% sampling error); for ``features`` the cross-fitted ``P(O = 1 | x)`` of every cell is checked for
 calibration (quantile-bin ECE) and per-user counts (``sum_i p_ui`` against the ratings user ``u`` gave); with
 ``mcar_ratings`` the IPS-weighted distribution of the observed ratings is compared with the MCAR one (total
 variation distance: 0 when the propensities undo the selection on ratings). Kish's effective sample size of
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy import stats
 from sklearn.base import clone
 
 from causalrec._results import ResultMixin, to_jsonable
@@ -281,7 +282,10 @@ def estimate_observation_propensities(
         propensity = np.maximum(propensity, clip)
     inverse = 1.0 / propensity
     ess = diag.kish_effective_sample_size(inverse)
-    facts.update({"inverse_mass_ratio": float(inverse.sum() / n_total), "ess": ess, "ess_share": ess / n_observed})
+    # E[sum O / p] = N and var(sum O / p) = sum (1 - p) / p, estimated by sum_{O = 1} (1 - p) / p^2.
+    ratio_se = float(np.sqrt(np.sum((1 - propensity) * inverse**2)) / n_total)
+    facts.update({"inverse_mass_ratio": float(inverse.sum() / n_total), "inverse_mass_ratio_se": ratio_se,
+                  "ess": ess, "ess_share": ess / n_observed})
     if ratings is not None and mcar_ratings is not None:
         mcar = np.asarray(mcar_ratings, dtype=np.float64).reshape(-1)
         levels = np.unique(np.concatenate([ratings, mcar]))
@@ -292,10 +296,10 @@ def estimate_observation_propensities(
         facts["naive_rating_distribution_tv"] = float(0.5 * np.abs(naive - target).sum())
     messages = list(diag.warnings_for({k: v for k, v in facts.items() if k in ("clip", "clipped_share",
                                                                                 "weight_mass_removed")}))
-    if abs(facts["inverse_mass_ratio"] - 1) > 0.2:
+    if abs(facts["inverse_mass_ratio"] - 1) > stats.norm.ppf(1 - diag.MEAN_WEIGHT_WARNING_LEVEL / 2) * ratio_se:
         messages.append(
-            f"sum of 1 / propensity over the observed cells is {facts['inverse_mass_ratio']:.2f} times the number of "
-            "cells, not about 1: the propensities are mis-scaled"
+            f"sum of 1 / propensity over the observed cells is {facts['inverse_mass_ratio']:.3f} times the number of "
+            f"cells (+- {ratio_se:.3f}), not 1 within sampling error (99.9% level): the small propensities are off"
         )
     if facts["ess_share"] < diag.MIN_ESS_SHARE:
         messages.append(f"the weights leave an effective sample size of {ess:.1f} ratings ({facts['ess_share']:.2%})")
