@@ -37,3 +37,16 @@ def hillstrom_arm(arm: str = "mens", data_dir: str | os.PathLike | None = None) 
     out = rows[[*HILLSTROM_CONFOUNDERS, *HILLSTROM_OUTCOMES]].reset_index(drop=True)
     out.insert(0, "email", (segment[rows.index] == HILLSTROM_ARMS[arm]).to_numpy().astype(np.int64))
     return out
+
+
+def simulated_experiment(world, n_rows: int, treated_share: float = 0.5,
+                         random_state: int | np.random.Generator | None = None) -> pd.DataFrame:
+    """A randomised experiment in a :class:`~causalrec.data.simulate.SimulatedWorld`: the rows of
+    ``world.sample_exposure`` with the exposure replaced by a coin flip and the outcome redrawn from the world's
+    potential-outcome probabilities (``p0``, ``p1``). Uplift curves are valid on such rows."""
+    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    rows = world.sample_exposure(n_rows, random_state=rng)
+    treatment = (rng.random(n_rows) < treated_share).astype(np.int64)
+    probability = rows["p0"].to_numpy() + treatment * rows["true_effect"].to_numpy()
+    return rows.assign(treatment=treatment, outcome=(rng.random(n_rows) < probability).astype(np.int64),
+                       propensity=treated_share)
