@@ -132,6 +132,14 @@ def test_bool_treatment_categorical_features_and_validation(logs):
                              effect_modifiers=["segment", "z_0"], estimator="linear_dr", random_state=0)
     pd.testing.assert_frame_equal(rows, frame)
     assert result.cate(rows.iloc[:5]).shape == (5,)
+    unseen = rows.iloc[:5].assign(segment="never seen")  # encodes as the first (reference) category
+    np.testing.assert_allclose(result.cate(unseen), result.cate(unseen.assign(segment="high")))
+    # Meta-learners read the confounders too (DoWhy hands them X = modifiers + confounders).
+    meta = estimate_effect(rows, treatment="exposed", outcome="outcome", confounders=[*FEATURES, "segment"],
+                           effect_modifiers=["segment"], estimator="t_learner", random_state=0, cv=2)
+    assert meta.cate(rows.iloc[:5]).shape == (5,)
+    with pytest.raises(ValidationError, match="missing"):
+        meta.cate(rows[["segment"]])
     with pytest.raises(ValidationError, match="binary"):
         estimate_effect(rows.assign(exposed=rows["score"]), treatment="exposed", outcome="outcome",
                         confounders=FEATURES, estimator="linear_dr")

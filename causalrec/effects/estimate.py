@@ -137,25 +137,10 @@ class EffectResult(ResultMixin):
 
     # ------------------------------------------------------------------------------------------- CATE
     def _encoded(self, data: pd.DataFrame | None) -> pd.DataFrame:
+        """``data`` encoded like the estimation rows, restricted to the columns the CATE model reads."""
         if data is None:
             return self._prepared.frame
-        prepared, problem = self._prepared, self.problem
-        needed = self._model.wrapper._effect_modifier_names
-        originals = [c for c in dict.fromkeys([*problem.adjustment_set, *problem.modifiers])
-                     if any(n == c or n.startswith(f"{c}__") for n in needed)]
-        missing = [c for c in originals if c not in data.columns]
-        if missing:
-            raise ValidationError("columns", "the effect modifiers (and, for meta-learners, the confounders)",
-                                  f"missing {missing}", owner=_OWNER)
-        columns = {}
-        for column in originals:
-            if column in prepared.encoding:
-                text = data[column].astype(str).to_numpy()
-                for k, category in enumerate(prepared.encoding[column][1:], start=1):
-                    columns[f"{column}__{k}"] = (text == category).astype(np.float64)
-            else:
-                columns[column] = np.asarray(data[column], dtype=np.float64)
-        return pd.DataFrame(columns)[needed]
+        return self._prepared.encode(data, self._model.wrapper._effect_modifier_names)
 
     def cate(self, data: pd.DataFrame | None = None) -> np.ndarray:
         """Estimated effect of exposure for each row of ``data`` (default: the estimation rows)."""
@@ -236,6 +221,13 @@ class EffectResult(ResultMixin):
         return "\n".join(lines)
 
 
+def _backdoor_text(estimand) -> str:
+    """DoWhy's back-door estimand and its assumption as one line, e.g. ``Derivative(Expectation(y|w), [t])``."""
+    backdoor = estimand.estimands.get("backdoor") or {}
+    assumptions = "; ".join(f"{k}: {v}" for k, v in (backdoor.get("assumptions") or {}).items())
+    return f"{backdoor.get('estimand')} ({assumptions})"
+
+
 def _naive(y: np.ndarray, t: np.ndarray, alpha: float) -> tuple[float, tuple[float, float]]:
     treated, control = y[t == 1], y[t == 0]
     difference = treated.mean() - control.mean()
@@ -253,7 +245,7 @@ def _diagnostics(nuisances: Nuisances, t: np.ndarray) -> tuple[dict, list[str]]:
         "propensity_auc": nuisances.propensity_auc, "propensity_auc_se": nuisances.propensity_auc_se,
         "propensity_min": float(e.min()), "propensity_max": float(e.max()),
         "share_clipped": float(clipped), "share_extreme_propensity": float(np.mean((e < 0.05) | (e > 0.95))),
-        "ipw_effective_sample_size": ess, "n_positive_outcomes_exposed": None,
+        "ipw_effective_sample_size": ess,
     }
     messages = []
     if diagnostics["share_extreme_propensity"] > 0.1:
@@ -307,10 +299,10 @@ def estimate_effect(
 
     selection = None
     if isinstance(estimator, str) and estimator == "auto":
-        ray_options = dict(options)
+        # Candidate scoring fits meta-learners too, which cannot use Ray; only the final fit does.
         selection = select_model(y, t, features, controls, nuisances, candidates=candidates,
                                  n_splits=selection_splits, random_state=random_state, n_bootstrap=n_bootstrap,
-                                 **{**ray_options, "use_ray": False})
+                                 **{**options, "use_ray": False})
         estimator = selection.chosen
     template = make_estimator(estimator, random_state=random_state, **options) if isinstance(estimator, str) \
         else copy.deepcopy(estimator)
@@ -336,8 +328,7 @@ def estimate_effect(
         naive_interval=naive_interval, alpha=alpha, n_rows=prepared.n_rows, n_exposed=int(t.sum()),
         ate_method=f"doubly robust ({ate_model.family}, mean CATE = AIPW)",
         att_method="doubly robust (AIPW on the exposed, cross-fitted nuisances)",
-        estimand=str(estimand.estimands.get("backdoor", estimand)).strip().splitlines()[0] if hasattr(
-            estimand, "estimands") else str(estimand),
+        estimand=_backdoor_text(estimand),
         diagnostics=diagnostics, warnings=tuple(messages), selection=selection, random_state=random_state,
         options={"cv": cv, "min_propensity": min_propensity, "use_ray": use_ray,
                  "outcome_model": type(outcome_model).__name__, "propensity_model": type(propensity_model).__name__,

@@ -67,6 +67,24 @@ class PreparedData:
         return (frame[self.outcome].to_numpy(np.float64), frame[self.treatment].to_numpy(np.float64), features,
                 controls_array)
 
+    def encode(self, data: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+        """New rows encoded as these were, for the encoded column ``names`` (unseen categories -> all 0)."""
+        indicators = {f"{column}__{k}": (column, category) for column, categories in self.encoding.items()
+                      for k, category in enumerate(categories) if k > 0}
+        originals = list(dict.fromkeys(indicators[n][0] if n in indicators else n for n in names))
+        missing = [c for c in originals if c not in data.columns]
+        if missing:
+            raise ValidationError("columns", "the CATE model's features (effect modifiers; for meta-learners also "
+                                  "the confounders)", f"missing {missing}", owner=_OWNER)
+        columns = {}
+        for name in names:
+            if name in indicators:
+                column, category = indicators[name]
+                columns[name] = (data[column].astype(str).to_numpy() == category).astype(np.float64)
+            else:
+                columns[name] = np.asarray(data[name], dtype=np.float64)
+        return pd.DataFrame(columns)
+
     def all_features(self) -> np.ndarray:
         """Every confounder and effect modifier, once each: the input of the nuisance models."""
         names = list(dict.fromkeys([*self.confounders, *self.effect_modifiers]))
@@ -161,21 +179,6 @@ class EffectProblem:
 
         return PreparedData(frame, self.treatment, self.outcome, expand(self.adjustment_set),
                             expand(self.modifiers), encoding)
-
-    def encode_features(self, data: pd.DataFrame, prepared: PreparedData) -> np.ndarray:
-        """The effect-modifier matrix for new rows, encoded as ``prepared`` was (unseen categories -> all 0)."""
-        missing = [c for c in self.modifiers if c not in data.columns]
-        if missing:
-            raise ValidationError("columns", "the effect modifiers", f"missing {missing}", owner=_OWNER)
-        columns = {}
-        for column in self.modifiers:
-            if column in prepared.encoding:
-                text = data[column].astype(str).to_numpy()
-                for k, category in enumerate(prepared.encoding[column][1:], start=1):
-                    columns[f"{column}__{k}"] = (text == category).astype(np.float64)
-            else:
-                columns[column] = pd.to_numeric(data[column].astype(np.float64)).to_numpy(np.float64)
-        return np.column_stack([columns[name] for name in prepared.effect_modifiers])
 
     # ------------------------------------------------------------------------------------------- DoWhy
     def graph(self, prepared: PreparedData) -> str:
