@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from causalrec import CausalrecWarning, LoggedFeedback, ValidationError, evaluate_policy, policy, simulate
+from causalrec import (
+    CausalrecWarning,
+    LoggedFeedback,
+    ValidationError,
+    compare_policies,
+    evaluate_policy,
+    policy,
+    simulate,
+)
 
 
 class ActionValueModel(BaseEstimator, RegressorMixin):
@@ -149,3 +157,19 @@ def test_analytic_intervals_cover_the_truth_at_the_nominal_rate():
     for name, count in covered.items():
         # 95% nominal; 300 replications have a binomial sd of 1.3 points: accept 90-99%.
         assert 0.90 <= count / replications <= 0.99, (name, count)
+
+
+def test_logs_without_pscore_are_evaluated_with_estimated_propensities_and_say_so():
+    world = simulate.make_world(n_users=300, n_items=10, n_positions=2, random_state=21)
+    logs = world.sample_logs(20_000, random_state=0)
+    target = policy.softmax(world.relevance[logs.user_id], 1.0, 2)
+    truth = world.policy_value(policy.softmax(world.relevance, 1.0, 2))
+    with pytest.warns(CausalrecWarning, match="no pscore"):
+        estimated = evaluate_policy(logs.with_pscore(None), target, estimators=["ips", "snips"], random_state=0)
+    assert estimated.metadata["pscore_source"].startswith("estimated")
+    for name in ("ips", "snips"):
+        assert abs(estimated[name].value - truth) < 3 * estimated[name].se
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        comparison = compare_policies(logs.with_pscore(None), {"t": target}, baseline="logging", estimator="ips")
+    assert comparison.pscore_source.startswith("estimated")
