@@ -147,9 +147,11 @@ def _excess_area(n: np.ndarray, value: np.ndarray) -> np.ndarray:
 
 
 def _mean_over_rows(n, value, both_arms_seen) -> np.ndarray:
-    """Per-row mean of the curve (tie groups interpolated linearly), over rows where both arms were seen."""
-    # Integer row positions 1..N inside group (n_{j-1}, n_j]: linear interpolation sums in closed form is
-    # messy with weights, so evaluate on the grid of unit steps (unweighted point estimate only).
+    """Per-row mean of the curve (tie groups interpolated linearly), over rows where both arms were seen.
+
+    Evaluated on the grid of row positions ``1..N`` (multinomial bootstrap weights are integers, so a weighted
+    sample is a sample with repeated rows and the same grid applies).
+    """
     grid = np.arange(1, int(round(n[-1])) + 1, dtype=np.float64)
     interpolated = np.interp(grid, n, value)
     seen = np.interp(grid, n[1:], both_arms_seen.astype(np.float64), left=0.0) >= 1.0
