@@ -70,6 +70,33 @@ def fit_and_score(seed, y, t, x, fit_rows, eval_rows, tau):
     return rows
 
 
+def summarise(records, ate_checks, seeds_done, started, seeds_planned):
+    table = pd.DataFrame(records)
+    summary = (table.groupby(["protocol", "estimator"])[["sqrt_pehe", "ate_error", "fit_seconds"]]
+               .agg(["mean", "std"]).round(4))
+    summary.columns = ["_".join(c) for c in summary.columns]
+    summary = summary.reset_index()
+    verdict = {}
+    for protocol in ("in_sample", "held_out"):
+        part = summary[(summary.protocol == protocol) & (summary.estimator != "auto")]
+        best = part.loc[part.sqrt_pehe_mean.idxmin()]
+        auto = summary[(summary.protocol == protocol) & (summary.estimator == "auto")].iloc[0]
+        verdict[protocol] = {"best_estimator": best.estimator, "best_sqrt_pehe": float(best.sqrt_pehe_mean),
+                             "auto_sqrt_pehe": float(auto.sqrt_pehe_mean),
+                             "auto_over_best": float(auto.sqrt_pehe_mean / best.sqrt_pehe_mean),
+                             "auto_within_15_percent": bool(auto.sqrt_pehe_mean <= 1.15 * best.sqrt_pehe_mean),
+                             "auto_choices": table[(table.protocol == protocol) & (table.estimator == "auto")]
+                             .chosen.value_counts().to_dict()}
+    checks = pd.DataFrame(ate_checks)
+    payload = {"benchmark": "effects_ihdp", "protocol": __doc__, "seeds": seeds_done, "machine": machine_facts(),
+               "runtime_seconds": time.perf_counter() - started, "summary": summary, "verdict": verdict,
+               "dr_ate_coverage": float(checks.covered.mean()), "dr_ate_checks": checks, "published": PUBLISHED,
+               "per_seed": table}
+    payload["seeds_completed"] = seeds_done
+    payload["seeds_planned"] = seeds_planned
+    return payload, summary, verdict, checks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=30)
@@ -99,28 +126,9 @@ def main() -> None:
                            "ci_low": result.ate_interval[0], "ci_high": result.ate_interval[1],
                            "covered": bool(result.ate_interval[0] <= tau.mean() <= result.ate_interval[1])})
         logging.warning("seed %d done after %.0fs", seed, time.perf_counter() - started)
-    table = pd.DataFrame(records)
-    summary = (table.groupby(["protocol", "estimator"])[["sqrt_pehe", "ate_error", "fit_seconds"]]
-               .agg(["mean", "std"]).round(4))
-    summary.columns = ["_".join(c) for c in summary.columns]
-    summary = summary.reset_index()
-    verdict = {}
-    for protocol in ("in_sample", "held_out"):
-        part = summary[(summary.protocol == protocol) & (summary.estimator != "auto")]
-        best = part.loc[part.sqrt_pehe_mean.idxmin()]
-        auto = summary[(summary.protocol == protocol) & (summary.estimator == "auto")].iloc[0]
-        verdict[protocol] = {"best_estimator": best.estimator, "best_sqrt_pehe": float(best.sqrt_pehe_mean),
-                             "auto_sqrt_pehe": float(auto.sqrt_pehe_mean),
-                             "auto_over_best": float(auto.sqrt_pehe_mean / best.sqrt_pehe_mean),
-                             "auto_within_15_percent": bool(auto.sqrt_pehe_mean <= 1.15 * best.sqrt_pehe_mean),
-                             "auto_choices": table[(table.protocol == protocol) & (table.estimator == "auto")]
-                             .chosen.value_counts().to_dict()}
-    checks = pd.DataFrame(ate_checks)
-    payload = {"benchmark": "effects_ihdp", "protocol": __doc__, "seeds": args.seeds, "machine": machine_facts(),
-               "runtime_seconds": time.perf_counter() - started, "summary": summary, "verdict": verdict,
-               "dr_ate_coverage": float(checks.covered.mean()), "dr_ate_checks": checks, "published": PUBLISHED,
-               "per_seed": table}
-    write_json_atomic(args.out, payload)
+        # Written after every seed, so an interrupted run still leaves its completed seeds on disk.
+        payload, summary, verdict, checks = summarise(records, ate_checks, seed + 1, started, args.seeds)
+        write_json_atomic(args.out, payload)
     with pd.option_context("display.width", 160):
         print(summary.to_string(index=False))
     print(verdict)
