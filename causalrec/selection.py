@@ -200,9 +200,28 @@ def exploration_candidate(base: Candidate, n_positions: int, epsilon: float | No
                      description=f"softmax (temperature {temperature:g}) over {base.name}")
 
 
-def default_candidates(feedback: LoggedFeedback, random_state: int | None = None) -> list[Candidate]:
+def transformer_candidates(
+    feedback: LoggedFeedback,
+    temperatures: Sequence[float] = (0.05,),
+    random_state: int | None = None,
+    **model_options,
+) -> list[Candidate]:
+    """The transformer click model (``causalrec.models.TransformerClickModel``, cross-fitted like any reward
+    model) and softmax-temperature variants of its policy. ``model_options`` go to the model (size, epochs...)."""
+    from causalrec.models import TransformerClickModel, reward_model_layout
+
+    model = TransformerClickModel(reward_model_layout(feedback), random_state=random_state, **model_options)
+    base = reward_model_candidate("transformer", feedback, model, random_state=random_state,
+                                  description="TransformerClickModel, 3-fold cross-fitted")
+    return [base, *(exploration_candidate(base, feedback.n_positions, temperature=t) for t in temperatures)]
+
+
+def default_candidates(
+    feedback: LoggedFeedback, random_state: int | None = None, transformer: bool = False
+) -> list[Candidate]:
     """The out-of-the-box field: LightGBM and logistic reward models, popularity, random, their ensemble, an MMR
-    diversity re-ranker (when the logs carry item features) and exploration variants."""
+    diversity re-ranker (when the logs carry item features) and exploration variants; with ``transformer=True``
+    also the transformer click model and a softmax variant (slower on CPU: a neural model per fold)."""
     from sklearn.linear_model import LogisticRegression
 
     binary = bool(np.isin(feedback.reward, (0.0, 1.0)).all())
@@ -217,6 +236,8 @@ def default_candidates(feedback: LoggedFeedback, random_state: int | None = None
         field.append(mmr_candidate("lightgbm+mmr0.7", lightgbm, feedback.action_context, 0.7, feedback.n_positions))
     field.append(exploration_candidate(lightgbm, feedback.n_positions, epsilon=0.1))
     field.append(exploration_candidate(lightgbm, feedback.n_positions, temperature=0.05))
+    if transformer:
+        field.extend(transformer_candidates(feedback, random_state=random_state))
     return field
 
 

@@ -167,3 +167,18 @@ def test_causal_precision_from_exposure_logs_prefers_ranking_by_effect():
     truth = causal_precision_at_k(pairs[0], world.true_effect[pairs], exposure["true_effect"].to_numpy(), k=5).value
     estimate = table.loc["by-effect", "causal_precision@5"]
     assert abs(estimate - truth) < 4 * table.loc["by-effect", "causal_precision@5_se"]
+
+
+@pytest.mark.slow
+def test_transformer_candidates_are_cross_fitted_click_models_with_a_softmax_variant():
+    from causalrec.selection import transformer_candidates
+
+    world = simulate.make_world(n_users=100, n_items=6, n_positions=2, random_state=13)
+    logs = world.sample_logs(600, random_state=0)
+    field = transformer_candidates(logs, temperatures=(0.1,), random_state=0, hidden_size=8, max_epochs=1)
+    assert [c.name for c in field] == ["transformer", "transformer+softmax0.1"]
+    scores = field[0].scores
+    assert scores.shape == (600, 6) and np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()
+    np.testing.assert_allclose(field[1].policy.to_dense().sum(axis=1), 1.0)
+    board = select_models(field, logs, estimator="ips")
+    assert set(board.table["candidate"]) == {"transformer", "transformer+softmax0.1"}
