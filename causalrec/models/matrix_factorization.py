@@ -13,8 +13,11 @@ The weighting (Schnabel et al., "Recommendations as Treatments", ICML 2016; form
 :mod:`causalrec.exposure.weighting`) decides what the fit estimates:
 
 * ``naive``: ``w = 1`` on the observed ratings: the fit of the self-selected (MNAR) ratings;
-* ``ips`` / ``snips``: ``w proportional to 1 / p_ui`` on the observed ratings: an unbiased (IPS) or consistent (SNIPS) estimate
-  of the squared error on *all* cells, i.e. of the error a uniformly random (MCAR) test set measures;
+* ``ips`` / ``snips``: ``w proportional to 1 / p_ui`` on the observed ratings: an unbiased (IPS) or consistent
+  (SNIPS) estimate of the squared error on *all* cells, i.e. of the error a uniformly random (MCAR) test set
+  measures. The two losses differ by a common factor of the weights (``N`` against ``sum 1 / p``), which the
+  weighted-lambda regularisation makes irrelevant: they train the same model (the distinction matters for
+  evaluation, :func:`causalrec.exposure.debiased_mse`);
 * ``dr``: the doubly robust risk, which for squared error equals an unweighted fit of the pseudo-ratings
   ``Ytilde + O (Y - Ytilde) / p`` on every cell (Wang et al., ICML 2019; derivation in
   :mod:`causalrec.exposure.weighting`), where ``Ytilde`` is an imputation (by default an IPS fit).
@@ -173,7 +176,7 @@ class MatrixFactorization(RegressorMixin, BaseEstimator):
         if self.weighting == "dr":
             imputed = self._imputation(users, items, ratings, propensity, n_users, n_items, extra)
             pseudo = doubly_robust_pseudo_ratings(imputed, users, items, ratings, propensity, self.clip)
-            weights: np.ndarray | sp.csr_matrix = np.ones((n_users, n_items))
+            weights: sp.csr_matrix | None = None  # unit weight on every cell
             targets: np.ndarray | sp.csr_matrix = pseudo
             self.imputed_mean_ = float(imputed.mean())
             entries = None
@@ -223,18 +226,22 @@ class MatrixFactorization(RegressorMixin, BaseEstimator):
         """Alternating exact ridge solves of the objective in the module docstring."""
         rng = np.random.default_rng(self.random_state)
         k = int(self.n_factors)
-        total_weight = float(weights.sum())
+        if weights is None:
+            user_weight = np.full(n_users, float(n_items))
+            item_weight = np.full(n_items, float(n_users))
+            total_weight = float(n_users * n_items)
+        else:
+            user_weight = np.asarray(weights.sum(axis=1)).reshape(-1)
+            item_weight = np.asarray(weights.sum(axis=0)).reshape(-1)
+            total_weight = float(weights.sum())
         if total_weight <= 0:
             raise ValidationError("sample_weight", "a positive total weight", "all weights zero", owner=_OWNER)
         mean = float(targets.sum() / total_weight)
         user_factors = rng.normal(scale=self.init_scale, size=(n_users, k))
         item_factors = rng.normal(scale=self.init_scale, size=(n_items, k))
         user_bias, item_bias = np.zeros(n_users), np.zeros(n_items)
-        user_weight = np.asarray(weights.sum(axis=1)).reshape(-1)
-        item_weight = np.asarray(weights.sum(axis=0)).reshape(-1)
-        weights_t, targets_t = weights.T, targets.T
-        if sp.issparse(weights):
-            weights_t, targets_t = weights_t.tocsr(), targets_t.tocsr()
+        weights_t = None if weights is None else weights.T.tocsr()
+        targets_t = targets.T.tocsr() if sp.issparse(targets) else np.ascontiguousarray(targets.T)
         history: list[float] = []
         for _ in range(int(self.n_iterations)):
             user_factors, user_bias = self._half_step(weights, targets, item_factors, mean + item_bias, user_weight)
@@ -257,10 +264,16 @@ class MatrixFactorization(RegressorMixin, BaseEstimator):
         """Solve every row's ridge problem for ``[factors, bias]`` given the other side's factors and offsets.
 
         Row ``u`` minimises ``sum_i w_ui (y_ui - offset_i - x_u . [q_i, 1])^2 + l2 W_u |x_u|^2``; its normal
-        equations use ``sum_i w_ui z_i z_i^T`` computed for all rows at once as ``W @ vec(z_i z_i^T)``.
+        equations use ``sum_i w_ui z_i z_i^T`` computed for all rows at once as ``W @ vec(z_i z_i^T)``. With unit
+        weights on every cell (doubly robust pseudo-ratings) all rows share one normal matrix: one solve.
         """
         design = np.column_stack([other_factors, np.ones(other_factors.shape[0])])
         size = design.shape[1]
+        if weights is None:  # unit weights on a dense matrix of targets
+            gram = design.T @ design + (self.l2 * design.shape[0] + 1e-9) * np.eye(size)
+            rhs = targets @ design - (other_offset @ design)[None, :]
+            solution = np.linalg.solve(gram, rhs.T).T
+            return solution[:, :-1], solution[:, -1]
         outer = np.einsum("ik,il->ikl", design, design).reshape(design.shape[0], size * size)
         gram = np.asarray(weights @ outer).reshape(-1, size, size)
         rhs = np.asarray(targets @ design) - np.asarray(weights @ (other_offset[:, None] * design))
@@ -276,9 +289,9 @@ class MatrixFactorization(RegressorMixin, BaseEstimator):
             prediction = (mean + user_bias[rows] + item_bias[columns]
                           + np.einsum("ij,ij->i", user_factors[rows], item_factors[columns]))
             fit = float(np.sum(w * (y - prediction) ** 2))
-        else:
+        else:  # unit weights on every cell
             prediction = mean + user_bias[:, None] + item_bias[None, :] + user_factors @ item_factors.T
-            fit = float(np.sum(weights * (targets - prediction) ** 2))  # dense: unit weights, targets = ratings
+            fit = float(np.sum((targets - prediction) ** 2))
         penalty = self.l2 * (np.sum(user_weight * (np.sum(user_factors**2, axis=1) + user_bias**2))
                              + np.sum(item_weight * (np.sum(item_factors**2, axis=1) + item_bias**2)))
         return fit + float(penalty)
