@@ -14,6 +14,7 @@ from causalrec.exposure import (
     estimate_examination,
     examination_weights,
     position_based_weights,
+    simulate_position_based_clicks,
 )
 from causalrec.ope import InverseProbabilityWeighting
 from causalrec.ope.estimators import EstimatorInputs
@@ -120,6 +121,20 @@ def test_position_based_ips_has_support_where_per_slot_ips_has_none():
     per_slot = target.prob_of(feedback.action, feedback.position) / feedback.pscore
     ess = lambda w: w.sum() ** 2 / np.square(w).sum()  # noqa: E731
     assert ess(weights) > 2 * ess(per_slot)
+
+
+def test_the_click_simulator_follows_the_pbm():
+    theta, gamma = np.array([1.0, 0.5]), np.array([0.8, 0.2])
+    logs = simulate_position_based_clicks(40_000, theta, gamma, ranked=False, random_state=0)
+    for slot in range(2):
+        for item in range(2):
+            cell = (logs.position == slot) & (logs.action == item)
+            assert logs.reward[cell].mean() == pytest.approx(theta[slot] * gamma[item], abs=0.02)
+    ranked = simulate_position_based_clicks(2000, theta, gamma, ranked=True, jitter=0, random_state=0)
+    np.testing.assert_array_equal(ranked.position, (ranked.action == 1).astype(int))  # best item on top
+    with pytest.raises(ValidationError) as error:
+        simulate_position_based_clicks(10, [1.0], gamma)
+    assert error.value.field == "examination"
 
 
 def test_result_faces(em_estimate):

@@ -23,6 +23,7 @@ from causalrec.exposure.position_bias import (
     estimate_examination,
     examination_weights,
     position_based_weights,
+    simulate_position_based_clicks,
 )
 from causalrec.exposure.propensity import (
     PropensityEstimate,
@@ -44,5 +45,5 @@ __all__ = [
     "doubly_robust_pseudo_ratings", "estimate_examination", "estimate_logging_propensities",
     "estimate_observation_propensities", "estimate_risk", "examination_weights", "inverse_propensity_weights",
     "ips_risk_variance", "kish_effective_sample_size", "position_based_weights", "ranking_agreement",
-    "training_weights",
+    "simulate_position_based_clicks", "training_weights",
 ]

@@ -248,6 +248,46 @@ def _expectation_maximization(groups, slots, clicks, n_slots, n_rounds, n_clicks
     )
 
 
+def simulate_position_based_clicks(
+    n_rounds: int,
+    examination,
+    attractiveness,
+    ranked: bool = True,
+    jitter: int = 1,
+    random_state: int | np.random.Generator | None = None,
+) -> LoggedFeedback:
+    """Clicks from the position-based model, for tests and walk-throughs with a known examination curve.
+
+    Each round shows one uniformly drawn item ``a`` at a slot and records ``click ~ Bernoulli(theta_slot *
+    attractiveness_a)``. With ``ranked=True`` the slot follows the item's attractiveness rank (the best items sit
+    on top, as a ranker would place them) moved by up to ``jitter`` slots at random, so slot and relevance are
+    confounded; with ``ranked=False`` the slot is uniformly random (result randomisation).
+    """
+    theta = np.asarray(examination, dtype=np.float64)
+    gamma = np.asarray(attractiveness, dtype=np.float64)
+    if theta.ndim != 1 or len(theta) < 2 or (theta <= 0).any() or (theta > 1).any():
+        raise ValidationError("examination", "at least two probabilities in (0, 1]", f"{theta.tolist()}",
+                              owner=_OWNER)
+    if gamma.ndim != 1 or len(gamma) < 1 or (gamma < 0).any() or (gamma > 1).any():
+        raise ValidationError("attractiveness", "probabilities in [0, 1], one per item", f"shape {gamma.shape}",
+                              owner=_OWNER)
+    if n_rounds < 1:
+        raise ValidationError("n_rounds", "a positive integer", repr(n_rounds), owner=_OWNER)
+    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    n_slots, n_items = len(theta), len(gamma)
+    item = rng.integers(0, n_items, n_rounds)
+    if ranked:
+        quality_rank = np.argsort(np.argsort(-gamma, kind="stable"), kind="stable")
+        slot = quality_rank[item] * n_slots // n_items + rng.integers(-jitter, jitter + 1, n_rounds)
+        slot = np.clip(slot, 0, n_slots - 1)
+    else:
+        slot = rng.integers(0, n_slots, n_rounds)
+    click = (rng.random(n_rounds) < theta[slot] * gamma[item]).astype(np.float64)
+    return LoggedFeedback(action=item, reward=click, position=slot, n_actions=n_items, n_positions=n_slots,
+                          metadata={"source": "causalrec.exposure.simulate_position_based_clicks",
+                                    "slots": "ranked with jitter" if ranked else "uniformly random"})
+
+
 # --------------------------------------------------------------------------------------------- weights
 def _check_examination(examination, n_positions: int) -> np.ndarray:
     values = np.asarray(getattr(examination, "examination", examination), dtype=np.float64)
@@ -313,5 +353,5 @@ def position_based_weights(
 
 __all__ = [
     "EXAMINATION_METHODS", "ExaminationEstimate", "estimate_examination", "examination_weights",
-    "position_based_weights",
+    "position_based_weights", "simulate_position_based_clicks",
 ]
