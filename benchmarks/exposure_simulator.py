@@ -21,12 +21,13 @@ Run: ``nice .venv/bin/python benchmarks/exposure_simulator.py`` (``--replication
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
-from _common import save_result
+from _common import RESULTS, save_result
 from scipy import stats
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
@@ -135,7 +136,7 @@ def summarise(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
                             & (frame["replication"] == rep)].set_index("policy")["estimate"]
         same_as_true = bool((part.set_index("policy")["estimate"].rank() == true_source.rank()).all())
         ranking_rows.append({"estimator": estimator, "source": source, "replication": rep, "kendall_tau": tau,
-                             "pairs_correct": concordant, "ranking_equals_truth": tau == 1.0,
+                             "pairs_correct": concordant, "ranking_equals_truth": bool(concordant == 1.0),
                              "ranking_equals_true_pscore_ranking": same_as_true})
     ranking = (pd.DataFrame(ranking_rows).groupby(["estimator", "source"])
                .agg(mean_kendall_tau=("kendall_tau", "mean"), share_ranking_equals_truth=("ranking_equals_truth", "mean"),
@@ -148,17 +149,24 @@ def summarise(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--replications", type=int, default=20)
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="recompute the summaries from the runs stored in benchmarks/results/ (no simulation)")
     args = parser.parse_args()
-    rows, facts = [], {}
-    with threadpool_limits(1):
-        for rep in range(args.replications):
-            start = time.perf_counter()
-            rep_rows, rep_facts = replicate(rep)
-            rows += rep_rows
-            facts[f"replication_{rep}"] = rep_facts
-            print(f"replication {rep} done in {time.perf_counter() - start:.0f} s; scores corr "
-                  f"{rep_facts['scores']['correlation_log_pscore']:.4f}")
-    frame = pd.DataFrame(rows)
+    if args.summarise_only:
+        stored = json.loads((RESULTS / "exposure_simulator.json").read_text())
+        frame, facts = pd.DataFrame(stored["runs"]), stored["propensity_facts"]
+        args.replications = int(frame["replication"].nunique())
+    else:
+        rows, facts = [], {}
+        with threadpool_limits(1):
+            for rep in range(args.replications):
+                start = time.perf_counter()
+                rep_rows, rep_facts = replicate(rep)
+                rows += rep_rows
+                facts[f"replication_{rep}"] = rep_facts
+                print(f"replication {rep} done in {time.perf_counter() - start:.0f} s; scores corr "
+                      f"{rep_facts['scores']['correlation_log_pscore']:.4f}")
+        frame = pd.DataFrame(rows)
     rmse, per_policy, ranking = summarise(frame)
     with pd.option_context("display.width", 160):
         print(rmse.to_string(index=False, float_format=lambda v: f"{v:.5f}"))
