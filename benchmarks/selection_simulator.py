@@ -55,7 +55,8 @@ def population_scores(world, config: str, rng: np.random.Generator) -> dict[str,
     return candidates
 
 
-def run_config(config: str, replications: int, n_rounds: int, tolerance: float, seed: int) -> dict:
+def run_config(config: str, replications: int, n_rounds: int, tolerance: float, seed: int,
+               estimator: str = "auto") -> dict:
     if config == "null":
         world = simulate.make_world(relevance_scale=0.0, popularity_scale=0.0, effect_mean=0.0, effect_scale=0.0,
                                     effect_relevance_slope=0.0, base_rate=0.1, random_state=seed)
@@ -81,7 +82,8 @@ def run_config(config: str, replications: int, n_rounds: int, tolerance: float, 
         candidates = [Candidate(name, s[logs.user_id]) for name, s in scores.items()]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CausalrecWarning)
-            board = select_models(candidates, logs, reward_model=reward_model, random_state=replication)
+            board = select_models(candidates, logs, estimator=estimator, reward_model=reward_model,
+                                  random_state=replication)
         table = board.table.set_index("candidate").loc[names]
         by_uplift = names[int(np.argmax(table["uplift"].to_numpy()))] if board.winner is None else board.winner
         by_accuracy = names[int(np.nanargmax(table["auc"].to_numpy()))]
@@ -118,17 +120,21 @@ def main() -> None:
     parser.add_argument("--n-rounds", type=int, default=10_000)
     parser.add_argument("--tolerance", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--estimator", default="auto")
+    parser.add_argument("--configs", default="default,active-users,null")
+    parser.add_argument("--output", default="selection_simulator")
     args = parser.parse_args()
     started = time.perf_counter()
     results = {}
-    for config in ("default", "active-users", "null"):
-        results[config] = run_config(config, args.replications, args.n_rounds, args.tolerance, args.seed)
+    for config in args.configs.split(","):
+        results[config] = run_config(config, args.replications, args.n_rounds, args.tolerance, args.seed,
+                                     args.estimator)
         print(config, {k: results[config][k] for k in ("true_uplift", "hit_rate", "mean_regret", "mean_kendall_tau",
                                                         "coverage_95_unadjusted", "winner_declared_rate")})
-    save_result("selection_simulator", {
+    save_result(args.output, {
         "protocol": {
             "replications": args.replications, "n_rounds": args.n_rounds, "seed": args.seed,
-            "estimator": "auto (SLOPE-tuned DR-os)", "baseline": "logging policy",
+            "estimator": args.estimator, "baseline": "logging policy",
             "reward_model": "LogisticRegression(C=1, max_iter=300), cross-fitted (for runtime on 2 cores)",
             "accuracy_rule": "highest AUC of the logged items' predicted reward",
             "uplift_rule": "the leaderboard's winner, or the highest estimated uplift when it declares none",
