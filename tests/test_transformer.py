@@ -367,3 +367,54 @@ def test_item_features_score_items_never_seen_in_training():
     scores = model.score([[0, 1, 2], [6, 7, 8]])
     assert scores[0, 5] > scores[0, 11] and scores[1, 11] > scores[1, 5]
     assert model.network_.known_items[[5, 11]].sum() == 0
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def test_train_command_help_and_a_tiny_complete_journey_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from causalrec.cli import app
+
+    runner = CliRunner()
+    help_result = runner.invoke(app, ["train", "--help"])
+    assert help_result.exit_code == 0 and "--dataset" in help_result.output
+    result = runner.invoke(app, [
+        "train", "--dataset", "completejourney", "--out", str(tmp_path), "--epochs", "1", "--max-items", "100",
+        "--max-households", "30", "--hidden-size", "16", "--max-history", "10", "--no-progress",
+    ])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["test_metrics"]) == {"transformer", "popularity"}
+    assert "seen items kept" in metrics["seen_item_policy"] and metrics["machine"]["torch"]
+    loaded = TransformerRecommender.load(tmp_path / "model")
+    assert loaded.n_items_ == 100
+    bad = runner.invoke(app, ["train", "--dataset", "movielens", "--out", str(tmp_path)])
+    assert bad.exit_code != 0
+
+
+def test_next_basket_loss_is_the_mean_cross_entropy_over_the_basket_targets():
+    from causalrec.models.network import IGNORE_INDEX, NetworkSpec, RecommenderNetwork
+    from causalrec.models.objectives import NextItemObjective, build_sequence_tables
+
+    sequences = [np.array([0, 1, 2, 3, 4, 5]), np.array([6, 7, 8])]
+    baskets = [np.array([0, 0, 1, 1, 1, 2]), np.array([0, 1, 1])]
+    tables = build_sequence_tables(sequences, baskets, max_history=6)
+    # token 0 (basket 0) targets basket 1 = tokens 2..4; token 5 (last basket) has no target
+    assert tables.next_start[:6].tolist() == [2, 2, 5, 5, 5, -1]
+    objective = NextItemObjective(tables, N_ITEMS, 6, torch.device("cpu"), targets_per_position=8)
+    torch.manual_seed(0)
+    network = RecommenderNetwork(NetworkSpec(n_items=N_ITEMS, hidden_size=8, n_heads=2, max_history=6)).eval()
+    batch = objective.make_batch(torch.arange(objective.n_examples), torch.Generator().manual_seed(0))
+    history, _, _, targets, _ = batch
+    first_user = int(np.flatnonzero(history[:, -1].numpy() == 5)[0])
+    # BOS of user 0 -> basket 0 {0, 1}; after tokens 0, 1 -> basket 1 {2, 3, 4}; after 2, 3, 4 -> {5}
+    expected = [{0, 1}, {2, 3, 4}, {2, 3, 4}, {5}, {5}, {5}, set()]
+    got = [set(row[row != IGNORE_INDEX].tolist()) for row in targets[first_user]]
+    assert got == expected
+    with torch.no_grad():
+        loss = objective.batch_loss(network, *batch)
+        hidden, _ = network.encode(history, None)
+        logits = network.item_logits(hidden[:, -(history.shape[1] + 1):])
+        flat_logits = logits[:, :, None, :].expand(-1, -1, targets.shape[-1], -1).reshape(-1, N_ITEMS)
+        manual = torch.nn.functional.cross_entropy(flat_logits, targets.reshape(-1), ignore_index=IGNORE_INDEX)
+    assert loss.item() == pytest.approx(manual.item(), rel=1e-5)

@@ -219,10 +219,10 @@ class RecommenderNetwork(nn.Module):
 
     def item_logits_of(self, hidden: torch.Tensor, items: torch.Tensor,
                        table: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores of given items only: ``hidden[..., :] . e_items + bias`` with ``items`` shaped like ``hidden[..., 0]``."""
+        """Scores of given items only: ``hidden (B, O, h)`` against ``items (B, O, K)`` -> ``(B, O, K)``."""
         table = self.item_table() if table is None else table
         bias = self.item_bias * self.known_items
-        return (hidden * table[items].to(hidden.dtype)).sum(-1) + bias[items].to(hidden.dtype)
+        return (hidden[..., None, :] * table[items].to(hidden.dtype)).sum(-1) + bias[items].to(hidden.dtype)
 
     def outcome_logits(self, summary: torch.Tensor, items: torch.Tensor, candidate: torch.Tensor | None,
                        slots: torch.Tensor) -> torch.Tensor:
@@ -282,16 +282,17 @@ class RecommenderNetwork(nn.Module):
 
     def repeat_scores_of(self, items: torch.Tensor, history: torch.Tensor, hidden: torch.Tensor,
                          profile: torch.Tensor | None) -> torch.Tensor:
-        """The re-consumption terms of given ``items`` ``(B, T + 1)`` at every output position."""
+        """The re-consumption terms of given ``items (B, T + 1, K)`` at every output position."""
         length = history.shape[1]
         real = history != self.pad_index
         visible = (torch.arange(length, device=history.device)[None, :]
-                   < torch.arange(length + 1, device=history.device)[:, None])
-        count = ((history[:, None, :] == items[:, :, None]) & real[:, None, :] & visible[None]).sum(-1)
-        gates = self.repeat_gate(hidden).float()
+                   < torch.arange(length + 1, device=history.device)[:, None])  # (O, T)
+        matches = history[:, None, None, :] == items[..., None]  # (B, O, K, T)
+        count = (matches & (real[:, None, :] & visible[None])[:, :, None, :]).sum(-1)
+        gates = self.repeat_gate(hidden).float()[..., None, :]  # (B, O, 1, 2)
         scores = (gates[..., 0] + self.repeat_item_weight[0][items].float()) * torch.log1p(count.float())
         if profile is not None and profile.shape[-1]:
-            older = profile.float().gather(1, items)
+            older = profile.float().gather(1, items.reshape(items.shape[0], -1)).reshape(items.shape)
             scores = scores + (gates[..., 1] + self.repeat_item_weight[1][items].float()) * older
         return scores
 

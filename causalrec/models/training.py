@@ -180,8 +180,10 @@ def parameter_groups(network: torch.nn.Module, weight_decay: float) -> list[dict
     return [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
 
 
-def make_optimizer(network: torch.nn.Module, config: TrainingConfig, device: torch.device) -> torch.optim.Optimizer:
-    fused = device.type == "cuda"
+def make_optimizer(network: torch.nn.Module, config: TrainingConfig, device: torch.device,
+                   fused: bool | None = None) -> torch.optim.Optimizer:
+    """AdamW; fused (one kernel for all parameters) on GPU unless ``fused=False``."""
+    fused = device.type == "cuda" if fused is None else fused
     return torch.optim.AdamW(
         parameter_groups(network, config.weight_decay), lr=config.learning_rate, fused=fused or None
     )
@@ -335,6 +337,7 @@ def measure_throughput(
     warmup_steps: int = 3,
     precision: str = "fp32",
     compile_mode: str | bool = False,
+    fused_optimizer: bool | None = None,
     learning_rate: float = 1e-3,
 ) -> dict[str, float]:
     """Supervised positions per second of the training step used by :func:`train_network`.
@@ -346,7 +349,8 @@ def measure_throughput(
     dtype = resolve_precision(precision, device)
     compiled = resolve_compile(compile_mode, device)
     config = TrainingConfig(learning_rate=learning_rate, batch_size=batch_size)
-    optimizer = make_optimizer(network, config, device)
+    optimizer = make_optimizer(network, config, device, fused_optimizer)
+    fused = bool(optimizer.defaults.get("fused"))
     step = make_train_step(network, objective, optimizer, device, dtype, compiled, config.max_grad_norm)
     generator = torch.Generator(device=device)
     generator.manual_seed(0)
@@ -366,12 +370,13 @@ def measure_throughput(
         torch.cuda.reset_peak_memory_stats(device)
     supervised = torch.zeros((), device=device, dtype=torch.float64)
     loss_sum = torch.zeros((), device=device)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for batch in batches(n_steps):
         loss_sum += step(*batch)
         supervised += objective.supervised_count(*batch)
     _synchronize(device)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     result = {
         "batch_size": batch_size,
         "n_steps": n_steps,
@@ -379,11 +384,14 @@ def measure_throughput(
         "warmup_seconds": warmup_seconds,
         "supervised_positions": float(supervised),
         "positions_per_second": float(supervised) / seconds,
+        # CPU time of this process: on a shared machine wall time also counts the time spent waiting for a core.
+        "process_cpu_seconds": cpu_seconds,
+        "positions_per_process_cpu_second": float(supervised) / max(cpu_seconds, 1e-9),
         "steps_per_second": n_steps / seconds,
         "mean_loss": float(loss_sum) / n_steps,
         "precision": "fp32" if dtype is None else "bf16",
         "compiled": compiled,
-        "fused_adamw": device.type == "cuda",
+        "fused_adamw": fused,
     }
     if device.type == "cuda":
         result["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
