@@ -169,3 +169,17 @@ def test_take_and_with_pscore_derive_new_objects():
     assert estimated.metadata["pscore_source"] == "logistic"
     assert feedback.pscore[0] == 0.25
     assert estimated.pscore[0] == 0.5
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from causalrec._results import write_atomic
+
+    umask = os.umask(0o022)
+    try:
+        path = write_atomic(tmp_path / "report.json", "{}")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
