@@ -338,6 +338,7 @@ def main() -> None:
     from causalrec._results import write_json_atomic
 
     started = time.perf_counter()
+    machine = _machine()  # before the runs, so the load average describes the machine we started on
     results = {}
     if args.jobs > 1 and len(parts) > 1:
         with tempfile.TemporaryDirectory() as scratch:
@@ -361,7 +362,7 @@ def main() -> None:
         "open_bandit": results.get("obd"),
         "wall_seconds": time.perf_counter() - started,
         "budget": "<= 25 minutes on 2 CPU cores for the whole benchmark",
-        "machine": _machine() | {"processes": min(args.jobs, len(parts)), "torch_threads_per_process": args.threads},
+        "machine": machine | {"processes": min(args.jobs, len(parts)), "torch_threads_per_process": args.threads},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
     write_json_atomic(args.out, payload)

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    machine = machine_facts(device)  # before the runs, so the load average describes the starting machine
     histories = synthetic_histories(args.users, args.items)
     tables = build_sequence_tables(histories, None, args.length)
     objective = NextItemObjective(tables, args.items, args.length, device, loss="full_softmax")
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> dict:
                  "n_training_windows": tables.n_windows, "synthetic": "log-normal lengths, Zipf(0.8) items"},
         "configurations": results,
         "speedup_fast_over_reference": speedup,
-        "machine": machine_facts(device),
+        "machine": machine,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
 

@@ -108,8 +108,12 @@ def build_sequence_tables(
     window_profile = None
     if n_items is not None:
         if len(window_user) * n_items > _MAX_PROFILE_CELLS:
+            # The profiles are stored densely on the device; beyond this size lower max_windows_per_user or
+            # fit with repeat_aware=False (a sparse store would lift the limit).
             raise ValidationError(
-                "max_windows_per_user", f"few enough windows for (windows x items) <= {_MAX_PROFILE_CELLS:.0e}",
+                "max_windows_per_user",
+                f"few enough windows for dense repeat profiles, windows x items <= {_MAX_PROFILE_CELLS:.0e} "
+                "(or repeat_aware=False)",
                 f"{len(window_user)} windows x {n_items} items", owner="fit",
             )
         window_profile = np.zeros((len(window_user), n_items), dtype=np.float32)
