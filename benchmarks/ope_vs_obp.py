@@ -427,7 +427,8 @@ def worker_speed(config: dict) -> dict:
     feedback = _feedback_from_arrays(arrays, n_actions, n_positions)
     if config["target"] == "dense":
         # The same (n, A, L) array OBP gets. from_dense keeps its own (read-only) copy; the caller's goes.
-        target = TableDistribution.from_dense(arrays.pop("action_dist"))
+        # copy=False: a read-only view of the loaded array (nobody modifies it), as a user with a multi-GB array would.
+        target = TableDistribution.from_dense(arrays.pop("action_dist"), copy=False)
     else:
         # causalrec's native form of a per-user policy: one table per user and the user of each round.
         target = TableDistribution(arrays.pop("target_table"), arrays["user_id"])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -80,6 +80,7 @@ class TableDistribution(ActionDistribution):
 
     table: np.ndarray
     table_index: np.ndarray
+    _copy: bool = field(default=True, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         table = np.asarray(self.table, dtype=np.float64)
@@ -94,7 +95,7 @@ class TableDistribution(ActionDistribution):
             row = int(np.flatnonzero((index < 0) | (index >= table.shape[0]))[0])
             raise _fail("table_index", f"in [0, {table.shape[0]})", f"{index[row]}", row)
         _check_probabilities(table, "table")
-        table = table.copy()
+        table = table.copy() if self._copy else table.view()
         table.flags.writeable = False
         index = index.astype(np.int64)
         index.flags.writeable = False
@@ -110,10 +111,14 @@ class TableDistribution(ActionDistribution):
         return cls(np.asarray(probabilities, dtype=np.float64)[None], np.zeros(n_rounds, dtype=np.int64))
 
     @classmethod
-    def from_dense(cls, dense: np.ndarray) -> TableDistribution:
-        """One table per round from an ``(n, A)`` or ``(n, A, L)`` array (OBP's ``action_dist`` layout)."""
+    def from_dense(cls, dense: np.ndarray, copy: bool = True) -> TableDistribution:
+        """One table per round from an ``(n, A)`` or ``(n, A, L)`` array (OBP's ``action_dist`` layout).
+
+        ``copy=False`` wraps a read-only view of a float64 array instead of copying it (for arrays of several
+        GB): the distribution is then only as immutable as your array, so do not modify it afterwards.
+        """
         dense = np.asarray(dense, dtype=np.float64)
-        return cls(dense, np.arange(dense.shape[0]))
+        return cls(dense, np.arange(dense.shape[0]), _copy=copy)
 
     def prob_of(self, action: np.ndarray, position: np.ndarray) -> np.ndarray:
         action, position = np.asarray(action), np.asarray(position)
@@ -143,7 +148,8 @@ class TableDistribution(ActionDistribution):
         return np.concatenate(rounds), np.concatenate(actions), np.concatenate(probs)
 
     def take(self, rows: np.ndarray) -> TableDistribution:
-        return TableDistribution(self.table, self.table_index[np.asarray(rows)])
+        # The table is already a read-only array of this distribution: share it rather than copy it.
+        return TableDistribution(self.table, self.table_index[np.asarray(rows)], _copy=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -294,8 +300,10 @@ class MixtureDistribution(ActionDistribution):
 
 
 def _check_probabilities(table: np.ndarray, name: str) -> None:
-    bad = ~np.isfinite(table) | (table < 0) | (table > 1 + SUM_TOLERANCE)
-    if bad.any():
+    # Fast path without full-size temporaries (min/max propagate NaN); the slow path only locates an offender.
+    low, high = (table.min(), table.max()) if table.size else (0.0, 0.0)
+    if not (np.isfinite(low) and np.isfinite(high) and low >= 0 and high <= 1 + SUM_TOLERANCE):
+        bad = ~np.isfinite(table) | (table < 0) | (table > 1 + SUM_TOLERANCE)
         index = np.argwhere(bad)[0]
         raise _fail(name, "probabilities in [0, 1]", f"{table[tuple(index)]!r} at (table, action, position) {tuple(index)}")
     totals = table.sum(axis=1)

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from causalrec import LoggedFeedback, ValidationError, compare_policies, evaluate_policy, policy, simulate
-from causalrec.ope.inference import _poisson_table, resampled_means
+from causalrec.ope.inference import poisson_grid_counts, poisson_grid_pmf, resampled_means
 from causalrec.ope.slate import evaluate_slate_policy
 from causalrec.ope.tuning import slope_select
 
@@ -120,10 +120,25 @@ def test_delta_method_standard_error_of_sndr_matches_a_numeric_linearisation():
     assert result["sndr"].se == pytest.approx(se, rel=1e-5)
 
 
-def test_poisson_table_reproduces_poisson_probabilities():
-    table = _poisson_table()
-    frequencies = np.bincount(table, minlength=10)[:10] / table.size
-    np.testing.assert_allclose(frequencies, stats.poisson.pmf(np.arange(10), 1.0), atol=2 ** -16)
+def test_poisson_grid_law_has_poisson_mean_and_variance_and_is_what_is_drawn():
+    pmf = poisson_grid_pmf()
+    support = np.arange(pmf.size)
+    assert pmf.sum() == pytest.approx(1.0)
+    assert support @ pmf == pytest.approx(1.0, abs=1e-15)  # Poisson(1) mean
+    assert (support - 1.0) ** 2 @ pmf == pytest.approx(1.0, abs=1e-15)  # Poisson(1) variance
+    np.testing.assert_allclose(pmf, stats.poisson.pmf(support, 1.0), atol=1.1 / 256)  # rounded to the grid
+    # Every byte value maps to its count: the empirical law of all 256 bytes is the grid law exactly.
+    counts = poisson_grid_counts(np.arange(256, dtype=np.uint8), np.empty(256, dtype=np.uint8))
+    np.testing.assert_array_equal(np.bincount(counts, minlength=pmf.size) / 256, pmf)
+    assert np.all(np.diff(counts.astype(int)) >= 0)  # a quantile map: monotone in the byte
+
+
+@pytest.mark.parametrize("method", ["poisson", "multinomial"])
+def test_resampled_means_do_not_depend_on_the_number_of_threads(method):
+    values = np.random.default_rng(0).normal(size=(20_000, 2))
+    one = resampled_means(values, 60, np.random.default_rng(5), method, n_jobs=1)
+    three = resampled_means(values, 60, np.random.default_rng(5), method, n_jobs=3)
+    np.testing.assert_array_equal(one, three)
 
 
 @pytest.mark.parametrize("method", ["poisson", "multinomial"])

@@ -153,17 +153,28 @@ def _rewards_from_array(
             "estimated_rewards", f"an array of shape {expected} or {(*expected, feedback.n_positions)}",
             f"shape {q.shape}", owner=_OWNER,
         )
-    if not np.isfinite(q).all():
+    # One pass without temporaries: NaN/inf propagate into the sum; only then check element-wise (overflow).
+    if not np.isfinite(q.sum()) and not np.isfinite(q).all():
         raise ValidationError("estimated_rewards", "finite", "NaN or infinity", owner=_OWNER)
     slot = feedback.position if q.shape[2] > 1 else np.zeros(feedback.n_rounds, dtype=np.int64)
     rows = np.arange(feedback.n_rounds)
     q_logged = q[rows, feedback.action, slot]
     q_target = np.zeros(feedback.n_rounds)
     if isinstance(target, TableDistribution):
-        for start in range(0, feedback.n_rounds, 65536):  # bounded memory: a block of rows at a time
-            block = rows[start : start + 65536]
-            probabilities = target.table[target.table_index[block], :, feedback.position[block]]
-            q_target[block] = np.einsum("ij,ij->i", probabilities, q[block, :, slot[block]])
+        table, n_positions = target.table, target.n_positions
+        # Few shared tables: one contiguous (table, slot) -> actions matrix makes each row's lookup a row gather.
+        by_slot = None
+        if table.shape[0] * n_positions <= max(feedback.n_rounds // 4, 1):
+            by_slot = np.ascontiguousarray(table.transpose(0, 2, 1)).reshape(-1, feedback.n_actions)
+        for start in range(0, feedback.n_rounds, 16384):  # bounded memory: a block of rows at a time
+            stop = min(start + 16384, feedback.n_rounds)
+            index, position = target.table_index[start:stop], feedback.position[start:stop]
+            if by_slot is not None:
+                probabilities = np.take(by_slot, index * n_positions + position, axis=0)
+            else:
+                probabilities = np.take_along_axis(table[index], position[:, None, None], axis=2)[:, :, 0]
+            q_block = np.take_along_axis(q[start:stop], slot[start:stop, None, None], axis=2)[:, :, 0]
+            q_target[start:stop] = np.einsum("ij,ij->i", probabilities, q_block)
     else:
         rounds, actions, probs = target.support(feedback.position)
         np.add.at(q_target, rounds, probs * q[rounds, actions, slot[rounds]])
@@ -264,6 +275,7 @@ def evaluate_policy(
     pscore_model="auto",
     n_folds: int = 3,
     random_state: int | None = None,
+    n_jobs: int | None = None,
 ) -> EvaluationResult:
     """Estimate the value of ``target`` from ``feedback``.
 
@@ -288,6 +300,8 @@ def evaluate_policy(
         Used only when the logs carry no ``pscore``: how :func:`causalrec.exposure.estimate_logging_propensities`
         estimates it (``"auto"``, ``"features"``, ``"scores"`` or a classifier); ``None`` refuses such logs. The
         result's metadata records the estimated source and a warning says so.
+    n_jobs
+        Threads for the bootstrap (default: the CPU count, at most 8); the result does not depend on it.
     """
     if not 0 < alpha < 1:
         raise ValidationError("alpha", "in (0, 1)", repr(alpha), owner=_OWNER)
@@ -310,7 +324,7 @@ def evaluate_policy(
         rows.append([estimator.name, value, se, low, high, note])
     if ci == "bootstrap":
         replicates = _bootstrap(chosen, prepared, n_bootstrap, bootstrap_method, refit_reward_model, reward_model,
-                                n_folds, random_state)
+                                n_folds, random_state, n_jobs)
         low, high = percentile_interval(replicates, alpha)
         for index, (estimator, row) in enumerate(zip(chosen, rows, strict=True)):
             if estimator.has_interval or dm_bias_bound is not None:
@@ -331,7 +345,7 @@ def evaluate_policy(
     )
 
 
-def _bootstrap(chosen, prepared, n_bootstrap, method, refit, reward_model, n_folds, random_state) -> np.ndarray:
+def _bootstrap(chosen, prepared, n_bootstrap, method, refit, reward_model, n_folds, random_state, n_jobs=None):
     """(B, n_estimators) replicate values, one shared set of resampling weights for all estimators."""
     rng = np.random.default_rng(random_state)
     if refit:
@@ -347,7 +361,7 @@ def _bootstrap(chosen, prepared, n_bootstrap, method, refit, reward_model, n_fol
         return replicates
     blocks = [e.statistics(prepared.inputs) for e in chosen]
     widths = [block.shape[1] for block in blocks]
-    means = resampled_means(np.hstack(blocks), n_bootstrap, rng, method)
+    means = resampled_means(blocks, n_bootstrap, rng, method, n_jobs=n_jobs)
     replicates = np.empty((n_bootstrap, len(chosen)))
     offsets = np.cumsum([0, *widths])
     with np.errstate(divide="ignore", invalid="ignore"):
