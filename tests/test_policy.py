@@ -103,3 +103,26 @@ def test_large_catalogue_top_k_stays_sparse():
     assert dist.probs.size == 200 * 5  # no n x A x L array anywhere
     best = np.argmax(scores, axis=1)
     np.testing.assert_array_equal(dist.prob_of(best, np.zeros(200, int)), 1.0)
+
+
+def test_from_dense_copies_by_default_and_wraps_a_read_only_view_on_request():
+    dense = np.full((4, 3, 2), 1 / 3)
+    copied = policy.TableDistribution.from_dense(dense)
+    viewed = policy.TableDistribution.from_dense(dense, copy=False)
+    assert not np.shares_memory(copied.table, dense)
+    assert np.shares_memory(viewed.table, dense)
+    assert not viewed.table.flags.writeable and dense.flags.writeable  # the caller's array keeps its flags
+    dense[0, 0, 0] = 0.9  # a copy is immune to later changes of the caller's array
+    assert copied.table[0, 0, 0] == pytest.approx(1 / 3)
+    with pytest.raises(ValidationError, match="summing to 1"):
+        policy.TableDistribution.from_dense(dense, copy=False)  # still validated
+
+
+def test_probability_checks_find_nan_and_out_of_range_entries():
+    table = np.full((2, 4, 1), 0.25)
+    table[1, 2, 0] = np.nan
+    with pytest.raises(ValidationError, match=r"probabilities in \[0, 1\].*nan"):
+        policy.TableDistribution(table, np.array([0, 1]))
+    table[1, 2, 0] = -0.25
+    with pytest.raises(ValidationError, match=r"probabilities in \[0, 1\]"):
+        policy.TableDistribution(table, np.array([0, 1]))
