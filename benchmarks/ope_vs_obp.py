@@ -412,6 +412,7 @@ def worker_generate(config: dict) -> dict:
 def worker_speed(config: dict) -> dict:
     """Part 3, causalrec side: one task (points + analytic intervals, or bootstrap) in its own process."""
     from causalrec.ope.evaluate import evaluate_policy
+    from causalrec.ope.inference import default_n_jobs
     from causalrec.policy import TableDistribution
 
     rss_imports = _rss_mb()
@@ -435,6 +436,7 @@ def worker_speed(config: dict) -> dict:
     wrap_wall, wrap_cpu = time.perf_counter() - wall, time.process_time() - cpu
     options = {"ci": "analytic"} if config["task"] == "analytic" else {
         "ci": "bootstrap", "n_bootstrap": config["n_bootstrap"], "bootstrap_method": config["task"].split("-")[1],
+        "n_jobs": config.get("n_jobs"),
     }
     wall, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
@@ -443,7 +445,9 @@ def worker_speed(config: dict) -> dict:
                                  random_state=0, **options)
     call_wall, call_cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {
-        "task": config["task"], "target": config["target"], "rss_after_imports_mb": rss_imports,
+        "task": config["task"], "target": config["target"], "n_jobs": options.get("n_jobs"),
+        "bootstrap_threads": (options.get("n_jobs") or default_n_jobs()) if options["ci"] == "bootstrap" else None,
+        "rss_after_imports_mb": rss_imports,
         "rss_after_load_mb": rss_loaded, "wrap_wall_s": wrap_wall, "wrap_cpu_s": wrap_cpu,
         "call_wall_s": call_wall, "call_cpu_s": call_cpu, "wall_s": wrap_wall + call_wall,
         "cpu_s": wrap_cpu + call_cpu, "peak_rss_mb": _peak_mb(),
@@ -725,6 +729,12 @@ def part_speed(workers: Workers, tmp: Path, args) -> dict:
                                               "task": task, "n_bootstrap": args.n_bootstrap})
             ours[f"{task}/{target}"] = workers.run("causalrec", "speed", ["--config", config])
             print(f"  speed: causalrec {task}/{target} {ours[f'{task}/{target}']['wall_s']:.2f} s", flush=True)
+    # The same Poisson bootstrap on one thread: the per-core comparison (OBP's bootstrap loop uses one core).
+    config = workers.config("speed", {"inputs": str(inputs), "specs": SPEED_SPECS, "target": "native",
+                                      "task": "bootstrap-poisson", "n_bootstrap": args.n_bootstrap, "n_jobs": 1})
+    ours["bootstrap-poisson-1thread/native"] = workers.run("causalrec", "speed", ["--config", config])
+    print(f"  speed: causalrec bootstrap-poisson-1thread/native "
+          f"{ours['bootstrap-poisson-1thread/native']['wall_s']:.2f} s", flush=True)
     inputs.unlink()
 
     # OBP's bootstrap at 1,000 resamples: measured, or extrapolated linearly from fewer (fixed part + per resample).
@@ -751,9 +761,11 @@ def part_speed(workers: Workers, tmp: Path, args) -> dict:
             "analytic_intervals_within_2s": {"wall": bool(analytic["wall_s"] <= 2.0),
                                              "cpu": bool(analytic["cpu_s"] <= 2.0)},
         }
-        for method in ("poisson", "multinomial"):
+        methods = ("poisson", "multinomial", "poisson-1thread") if target == "native" else ("poisson", "multinomial")
+        for method in methods:
             boot = ours[f"bootstrap-{method}/{target}"]
             summary["bootstrap"][f"{method}/{target}"] = {
+                "threads": boot["bootstrap_threads"],
                 "causalrec_wall_s": boot["wall_s"], "causalrec_cpu_s": boot["cpu_s"],
                 "bootstrap_only_cpu_s": boot["call_cpu_s"] - analytic["call_cpu_s"],
                 "speedup_vs_obp": ratios(obp_boot_1000, boot), "speedup_target": 50,
@@ -787,6 +799,10 @@ def part_speed(workers: Workers, tmp: Path, args) -> dict:
             "extrapolation": ("t(1000) = fixed + (t(B) - fixed) * 1000 / B per estimator, fixed = the time of "
                               "that estimator's estimate_policy_value (input checks and per-round rewards)"),
             "threads": THREAD_ENV, "process_priority": "nice 10 (both sides)",
+            "causalrec_bootstrap_threads": ("evaluate_policy(n_jobs=None) runs the bootstrap's row chunks in one "
+                                            "Python thread per core (2 here; BLAS stays single-threaded); "
+                                            "'poisson-1thread' is the same call with n_jobs=1. OBP's "
+                                            "estimate_interval is a single-threaded Python loop."),
             "peak_rss": "ru_maxrss of the worker process (includes the interpreter, imports and the loaded "
                         "inputs); each task is its own process",
         },

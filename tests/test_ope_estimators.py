@@ -13,7 +13,12 @@ import pytest
 from scipy import stats
 
 from causalrec import LoggedFeedback, ValidationError, compare_policies, evaluate_policy, policy, simulate
-from causalrec.ope.inference import poisson_grid_counts, poisson_grid_pmf, resampled_means
+from causalrec.ope.inference import (
+    poisson_grid_counts,
+    poisson_grid_pmf,
+    resampled_means,
+    variance_degrees_of_freedom,
+)
 from causalrec.ope.slate import evaluate_slate_policy
 from causalrec.ope.tuning import slope_select
 
@@ -120,6 +125,22 @@ def test_delta_method_standard_error_of_sndr_matches_a_numeric_linearisation():
     assert result["sndr"].se == pytest.approx(se, rel=1e-5)
 
 
+def test_variance_degrees_of_freedom_follow_the_tails():
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=20_000)
+    # Normal data: kurtosis 3, so the degrees of freedom are n - 1 (up to the sampling noise of the kurtosis).
+    assert variance_degrees_of_freedom(normal) > 0.5 * normal.size
+    # Importance-weighted clicks with a rare huge weight: the variance estimate rests on a handful of rows.
+    weight = np.where(rng.random(20_000) < 0.002, 400.0, 0.2)
+    heavy = weight * (rng.random(20_000) < 0.3)
+    centred = heavy - heavy.mean()
+    kurtosis = np.mean(centred**4) / np.mean(centred**2) ** 2
+    expected = 2 / (2 / (heavy.size - 1) + (kurtosis - 3) / heavy.size)
+    assert variance_degrees_of_freedom(heavy) == pytest.approx(expected)
+    assert variance_degrees_of_freedom(heavy) < 50
+    assert variance_degrees_of_freedom(np.ones(10)) == 9.0  # no spread: nothing to widen
+
+
 def test_poisson_grid_law_has_poisson_mean_and_variance_and_is_what_is_drawn():
     pmf = poisson_grid_pmf()
     support = np.arange(pmf.size)
@@ -183,8 +204,13 @@ def test_dm_has_an_interval_only_with_a_bias_bound():
     plain = evaluate_policy(feedback, action_dist, estimators=["dm"], estimated_rewards=q_hat)
     assert np.isnan(plain["dm"].ci_low) and "no interval" in plain["dm"].note
     bounded = evaluate_policy(feedback, action_dist, estimators=["dm"], estimated_rewards=q_hat, dm_bias_bound=0.02)
-    z = stats.norm.ppf(0.975)
-    assert bounded["dm"].ci_high - bounded["dm"].value == pytest.approx(z * bounded["dm"].se + 0.02)
+    # DM's per-round terms: the target-weighted reward model at the logged slot.
+    rows = np.arange(feedback.n_rounds)
+    terms = (action_dist[rows, :, feedback.position] * q_hat[rows, :, feedback.position]).sum(axis=1)
+    quantile = stats.t.ppf(0.975, variance_degrees_of_freedom(terms))
+    assert quantile >= stats.norm.ppf(0.975)
+    assert bounded["dm"].ci_high - bounded["dm"].value == pytest.approx(quantile * bounded["dm"].se + 0.02)
+    assert bounded["dm"].value - bounded["dm"].ci_low == pytest.approx(quantile * bounded["dm"].se + 0.02)
     assert "bias bound" in bounded["dm"].note
 
 
@@ -229,7 +255,8 @@ def test_paired_comparison_is_narrower_than_unpaired_and_covers_the_truth():
     adjusted = compare_policies(logs, targets, baseline="uniform", estimator="ips", adjust="bonferroni")
     width = comparison.differences["ci_high"] - comparison.differences["ci_low"]
     adjusted_width = adjusted.differences["ci_high"] - adjusted.differences["ci_low"]
-    np.testing.assert_allclose(adjusted_width / width, stats.norm.ppf(1 - 0.025 / 2) / stats.norm.ppf(0.975))
+    degrees = comparison.differences["df"].to_numpy()  # each difference's Student-t degrees of freedom
+    np.testing.assert_allclose(adjusted_width / width, stats.t.ppf(1 - 0.025 / 2, degrees) / stats.t.ppf(0.975, degrees))
     payload = comparison.to_dict()
     assert {"policy", "baseline", "difference", "se", "ci_low", "ci_high"} <= set(payload["comparisons"][0])
 

@@ -16,8 +16,10 @@ Every estimator is a smooth function of the means of a few per-round statistics:
 a ratio for the self-normalised ones). That single shape gives both intervals:
 
 * analytic (Wald): the influence terms ``psi_i = value + grad(combine) . (s_i - mean)`` (the delta method), and
-  ``value +- z * sd(psi) / sqrt(n)``; for self-normalised estimators this accounts for the estimated
-  normaliser instead of treating it as known;
+  ``value +- t * sd(psi) / sqrt(n)``; for self-normalised estimators this accounts for the estimated
+  normaliser instead of treating it as known. ``t`` is the Student-t quantile with the Welch-Satterthwaite degrees
+  of freedom of ``sd(psi)^2`` (from the kurtosis of ``psi``): with heavy-tailed weights the standard error is
+  itself uncertain and the interval widens accordingly; with light tails ``t`` is the normal quantile;
 * bootstrap (``causalrec.ope.inference``): the statistics of all estimators are stacked and resampled with one
   shared set of weights, and ``combine`` is applied to each resample's means, so self-normalised estimators are
   renormalised per resample.

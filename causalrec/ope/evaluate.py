@@ -20,7 +20,13 @@ from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import CausalrecWarning, ValidationError
 from causalrec.ope.diagnostics import WeightDiagnostics, weight_diagnostics
 from causalrec.ope.estimators import ESTIMATORS, DoublyRobustWithShrinkage, Estimator, EstimatorInputs
-from causalrec.ope.inference import BOOTSTRAP_METHODS, percentile_interval, resampled_means
+from causalrec.ope.inference import (
+    BOOTSTRAP_METHODS,
+    interval_quantile,
+    percentile_interval,
+    resampled_means,
+    variance_degrees_of_freedom,
+)
 from causalrec.ope.reward_model import cross_fit_rewards
 from causalrec.ope.tuning import AutoEstimator
 from causalrec.policy import ActionDistribution, TableDistribution, as_action_distribution
@@ -243,12 +249,13 @@ def _prepare(
 # ------------------------------------------------------------------------------------------- estimates
 
 
-def _point_and_analytic(estimator: Estimator, inputs: EstimatorInputs, z: float, dm_bias_bound: float | None):
+def _point_and_analytic(estimator: Estimator, inputs: EstimatorInputs, alpha: float, dm_bias_bound: float | None):
     output = estimator.estimate(inputs)
     note = output.note
     if output.influence is None:
         return output.value, float("nan"), float("nan"), float("nan"), note, None
     se = float(output.influence.std(ddof=1) / np.sqrt(len(output.influence)))
+    z = interval_quantile(output.influence, alpha)
     if not estimator.has_interval:
         if dm_bias_bound is None:
             return output.value, float("nan"), float("nan"), float("nan"), note, output
@@ -317,10 +324,9 @@ def evaluate_policy(
         feedback, target, needs_rewards, reward_model, estimated_rewards, n_folds, random_state, alpha,
         pscore_model=pscore_model,
     )
-    z = stats.norm.ppf(1 - alpha / 2)
     rows = []
     for estimator in chosen:
-        value, se, low, high, note, _ = _point_and_analytic(estimator, prepared.inputs, z, dm_bias_bound)
+        value, se, low, high, note, _ = _point_and_analytic(estimator, prepared.inputs, alpha, dm_bias_bound)
         rows.append([estimator.name, value, se, low, high, note])
     if ci == "bootstrap":
         replicates = _bootstrap(chosen, prepared, n_bootstrap, bootstrap_method, refit_reward_model, reward_model,
@@ -463,20 +469,19 @@ def compare_policies(
                                   random_state, alpha, pscore_model=None)
     n_candidates = max(len(targets) - 1, 1)
     level = alpha / n_candidates if adjust == "bonferroni" else alpha
-    z = stats.norm.ppf(1 - level / 2)
-    z_single = stats.norm.ppf(1 - alpha / 2)
     values, differences = [], []
     on_policy = baseline not in prepared
     base_inputs = None if on_policy else prepared[baseline].inputs
     if on_policy:
         reward = feedback.reward
         se_logging = float(reward.std(ddof=1) / np.sqrt(len(reward)))
+        z_single = interval_quantile(reward, alpha)
         values.append({"policy": LOGGING, "estimator": "on-policy mean", "value": float(reward.mean()),
                        "se": se_logging, "ci_low": float(reward.mean() - z_single * se_logging),
                        "ci_high": float(reward.mean() + z_single * se_logging), "ess": float(len(reward)),
                        "reliable": True})
     for name, item in prepared.items():
-        value, se, low, high, note, _ = _point_and_analytic(template, item.inputs, z_single, None)
+        value, se, low, high, note, _ = _point_and_analytic(template, item.inputs, alpha, None)
         values.append({"policy": name, "estimator": template.name, "value": value, "se": se, "ci_low": low,
                        "ci_high": high, "ess": item.diagnostics.ess, "reliable": item.diagnostics.reliable})
         if name == baseline:
@@ -484,11 +489,14 @@ def compare_policies(
         difference, influence, chosen_note = _paired_difference(template, item.inputs, base_inputs)
         n = len(influence)
         se_difference = float(influence.std(ddof=1) / np.sqrt(n))
+        degrees = variance_degrees_of_freedom(influence)
+        z = float(stats.t.ppf(1 - level / 2, degrees))
         differences.append({
             "policy": name, "baseline": baseline, "estimator": template.name, "difference": difference,
             "se": se_difference, "ci_low": difference - z * se_difference, "ci_high": difference + z * se_difference,
             "z": difference / se_difference if se_difference > 0 else np.nan,
-            "p_value": float(2 * stats.norm.sf(abs(difference / se_difference))) if se_difference > 0 else np.nan,
+            "p_value": float(2 * stats.t.sf(abs(difference / se_difference), degrees)) if se_difference > 0 else np.nan,
+            "df": degrees,
             "note": chosen_note,
         })
     return PolicyComparison(

@@ -31,6 +31,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 BOOTSTRAP_METHODS = ("multinomial", "poisson")
 # Thresholds on a uniform byte: count = number of thresholds <= byte (the 1/256-grid Poisson(1) law above).
@@ -146,6 +147,31 @@ def _multinomial_sums(augmented: np.ndarray, n_bootstrap: int, seed_sequence) ->
         counts = np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float32)
         total[start : start + size] = counts @ augmented
     return total
+
+
+def variance_degrees_of_freedom(influence: np.ndarray) -> float:
+    """Effective degrees of freedom of the sample variance of ``influence`` (Welch-Satterthwaite).
+
+    ``Var(s^2) = sigma^4 (2 / (n - 1) + (kurtosis - 3) / n)`` for any distribution with finite fourth moment, and
+    a chi-square with ``d`` degrees of freedom matches it when ``d = 2 sigma^4 / Var(s^2)``. Light tails give
+    ``d ~ n`` (the normal quantile); heavy-tailed importance weights give a small ``d``: the standard error is then
+    itself uncertain and the interval uses the wider Student-t quantile instead of pretending it is known.
+    """
+    n = len(influence)
+    if n < 3:
+        return 1.0
+    centred = influence - influence.mean()
+    second = float(np.mean(centred**2))
+    if second <= 0:
+        return float(n - 1)
+    kurtosis = float(np.mean(centred**4)) / second**2
+    return float(max(1.0, 2.0 / (2.0 / (n - 1) + max(kurtosis - 3.0, 0.0) / n)))
+
+
+def interval_quantile(influence: np.ndarray, alpha: float) -> float:
+    """Two-sided ``1 - alpha`` quantile for a Wald interval built from ``influence``: Student-t with the variance's
+    effective degrees of freedom (:func:`variance_degrees_of_freedom`)."""
+    return float(scipy_stats.t.ppf(1 - alpha / 2, variance_degrees_of_freedom(influence)))
 
 
 def percentile_interval(replicates: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
