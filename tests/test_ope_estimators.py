@@ -162,6 +162,14 @@ def test_resampled_means_do_not_depend_on_the_number_of_threads(method):
     np.testing.assert_array_equal(one, three)
 
 
+def test_shared_statistics_are_resampled_once_and_returned_for_every_estimator():
+    values = np.random.default_rng(1).normal(size=(5000, 2))
+    blocks = [values[:, :1], values, values[:, 1:]]  # three "estimators" sharing two statistics
+    shared = resampled_means(blocks, 200, np.random.default_rng(2))
+    distinct = resampled_means(values, 200, np.random.default_rng(2))
+    np.testing.assert_allclose(shared, distinct[:, [0, 0, 1, 1]], rtol=1e-6)
+
+
 @pytest.mark.parametrize("method", ["poisson", "multinomial"])
 def test_resampled_means_have_the_sampling_spread_of_a_mean(method):
     rng = np.random.default_rng(0)

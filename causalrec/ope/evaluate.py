@@ -174,13 +174,16 @@ def _rewards_from_array(
             by_slot = np.ascontiguousarray(table.transpose(0, 2, 1)).reshape(-1, feedback.n_actions)
         for start in range(0, feedback.n_rounds, 16384):  # bounded memory: a block of rows at a time
             stop = min(start + 16384, feedback.n_rounds)
-            index, position = target.table_index[start:stop], feedback.position[start:stop]
-            if by_slot is not None:
-                probabilities = np.take(by_slot, index * n_positions + position, axis=0)
-            else:
-                probabilities = np.take_along_axis(table[index], position[:, None, None], axis=2)[:, :, 0]
-            q_block = np.take_along_axis(q[start:stop], slot[start:stop, None, None], axis=2)[:, :, 0]
-            q_target[start:stop] = np.einsum("ij,ij->i", probabilities, q_block)
+            index, position, q_slot = target.table_index[start:stop], feedback.position[start:stop], slot[start:stop]
+            q_block = q[start:stop]
+            for value in np.unique(position):  # one slot at a time: plain strided slices, no index broadcasting
+                rows = np.flatnonzero(position == value)
+                if by_slot is not None:
+                    probabilities = np.take(by_slot, index[rows] * n_positions + value, axis=0)
+                else:
+                    probabilities = table[index[rows], :, value]
+                q_rows = q_block[rows, :, q_slot[rows[0]]]  # q's slot is the round's slot, or 0 for (n, A) input
+                q_target[start + rows] = np.einsum("ij,ij->i", probabilities, q_rows)
     else:
         rounds, actions, probs = target.support(feedback.position)
         np.add.at(q_target, rounds, probs * q[rounds, actions, slot[rounds]])

@@ -74,7 +74,15 @@ def resampled_means(
         raise ValueError(f"method must be one of {BOOTSTRAP_METHODS}, got {method!r}")
     blocks = [np.asarray(statistics, dtype=np.float64)] if isinstance(statistics, np.ndarray) else [
         np.asarray(block, dtype=np.float64) for block in statistics]
-    columns = [block[:, j] for block in blocks for j in range(block.shape[1])]
+    all_columns = [block[:, j] for block in blocks for j in range(block.shape[1])]
+    # Estimators share statistics (the weight, the weighted reward, ...): resample each distinct column once.
+    columns, source = [], []
+    for column in all_columns:
+        match = next((k for k, seen in enumerate(columns) if np.array_equal(seen, column)), None)
+        if match is None:
+            match = len(columns)
+            columns.append(column)
+        source.append(match)
     n, n_columns = len(columns[0]), len(columns)
     centre = np.array([column.mean() for column in columns])
     # Centred statistics in float32 plus a column of ones (the replicate's total count comes out of the product),
@@ -99,7 +107,7 @@ def resampled_means(
             with ThreadPoolExecutor(jobs) as pool:
                 sums = sum(pool.map(work, [list(chunks[j::jobs]) for j in range(jobs)]))
     totals = sums[:, n_columns:]
-    return centre + sums[:, :n_columns] / np.maximum(totals, 1.0)
+    return (centre + sums[:, :n_columns] / np.maximum(totals, 1.0))[:, source]
 
 
 def poisson_grid_counts(uniform: np.ndarray, out: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
@@ -160,11 +168,12 @@ def variance_degrees_of_freedom(influence: np.ndarray) -> float:
     n = len(influence)
     if n < 3:
         return 1.0
-    centred = influence - influence.mean()
-    second = float(np.mean(centred**2))
+    squares = influence - influence.mean()
+    np.multiply(squares, squares, out=squares)  # one temporary, two passes: sum and dot
+    second = float(squares.sum()) / n
     if second <= 0:
         return float(n - 1)
-    kurtosis = float(np.mean(centred**4)) / second**2
+    kurtosis = float(np.dot(squares, squares)) / n / second**2
     return float(max(1.0, 2.0 / (2.0 / (n - 1) + max(kurtosis - 3.0, 0.0) / n)))
 
 
