@@ -17,6 +17,7 @@ from causalrec import (
     policy,
     simulate,
 )
+from causalrec.ope.evaluate import unsupported_mass
 
 
 class ActionValueModel(BaseEstimator, RegressorMixin):
@@ -173,3 +174,25 @@ def test_logs_without_pscore_are_evaluated_with_estimated_propensities_and_say_s
         warnings.simplefilter("ignore", CausalrecWarning)
         comparison = compare_policies(logs.with_pscore(None), {"t": target}, baseline="logging", estimator="ips")
     assert comparison.pscore_source.startswith("estimated")
+
+
+def test_unsupported_mass_agrees_across_target_representations():
+    rng = np.random.default_rng(4)
+    n, n_actions, n_positions = 300, 6, 2
+    feedback = LoggedFeedback(
+        action=rng.integers(0, 4, n), reward=rng.integers(0, 2, n).astype(float),
+        position=rng.integers(0, n_positions, n), pscore=np.full(n, 0.25), n_actions=n_actions,
+        n_positions=n_positions,
+    )  # actions 4 and 5 are never logged
+    dense = rng.random((n, n_actions, n_positions)) ** 3
+    dense /= dense.sum(axis=1, keepdims=True)
+    per_round = policy.TableDistribution.from_dense(dense)  # one table per round: the blockwise path
+    rounds, actions, positions = np.nonzero(dense)
+    sparse = policy.SparseDistribution(rounds, actions, positions, dense[rounds, actions, positions], n, n_actions,
+                                       n_positions)
+    shared = policy.TableDistribution(dense[:3], np.arange(n) % 3)  # three shared tables: the grouped path
+    expected_dense = dense[np.arange(n), 4:, feedback.position].sum(axis=1).mean()
+    assert unsupported_mass(feedback, per_round) == pytest.approx(expected_dense)
+    assert unsupported_mass(feedback, sparse) == pytest.approx(expected_dense)
+    expected_shared = dense[np.arange(n) % 3, 4:, feedback.position].sum(axis=1).mean()
+    assert unsupported_mass(feedback, shared) == pytest.approx(expected_shared)

@@ -134,6 +134,17 @@ def unsupported_mass(feedback: LoggedFeedback, target: ActionDistribution) -> fl
     """Share of the target's mass, averaged over rounds, on (action, slot) pairs never logged."""
     logged = np.zeros(feedback.n_actions * feedback.n_positions, dtype=bool)
     logged[feedback.action * feedback.n_positions + feedback.position] = True
+    if isinstance(target, TableDistribution) and target.table.shape[0] * target.n_positions > feedback.n_rounds // 4:
+        # Nearly one table per round (e.g. OBP's dense array): blocks of rounds, one slot at a time.
+        outside = ~logged.reshape(feedback.n_actions, feedback.n_positions)
+        total = 0.0
+        for start in range(0, feedback.n_rounds, 16384):
+            stop = min(start + 16384, feedback.n_rounds)
+            index, position = target.table_index[start:stop], feedback.position[start:stop]
+            for value in np.unique(position):
+                rows = index[position == value]
+                total += float((target.table[rows, :, value] @ outside[:, value]).sum())
+        return total / feedback.n_rounds
     if isinstance(target, TableDistribution):
         # Per (table, slot) group: mass outside the logged pairs, counted once per round of the group.
         groups, counts = np.unique(target.table_index * target.n_positions + feedback.position, return_counts=True)
