@@ -7,7 +7,10 @@ Two questions, each answered beside its baselines in one run:
    does full-softmax cross-entropy beat sampled-negative BCE (SASRec's original loss)? Personal popularity
    (re-buy what you bought, then what everybody buys) is reported too: in grocery data it is the baseline to
    fear. A secondary table ranks only items the household never bought (seen items excluded from candidates
-   and targets).
+   and targets). Both losses get the same architecture, data and tuning budget: the settings of
+   ``CJ_TUNING_GRID`` are tried for each loss with the first seed and each keeps the one with the best
+   validation NDCG@10 (never the test baskets). ``CJ_INVESTIGATION`` records what was tried while looking for
+   why full softmax does not win here.
 2. Open Bandit sample: is the transformer click model's out-of-fold log loss at least as good as LightGBM's on
    the same features (the ``design_matrix`` of the reward model), and, as the reward model of DM and DR, does
    it keep the off-policy error ``|estimate - on-policy truth of the evaluated policy|`` at or below
@@ -15,6 +18,10 @@ Two questions, each answered beside its baselines in one run:
    out-of-fold predictions ``q_logged`` of the cross-fit give the log loss, so both numbers come from one fit.
    Target policies: uniform random, and BTS as a per-day distribution rebuilt from the BTS logs
    (``obd.bts_action_distribution_from_logs``; the static prior matches the logged BTS propensities poorly).
+   The truth is itself the mean of ~10k on-policy rows with ~40-70 clicks, so besides mean errors the JSON has
+   the paired difference of absolute errors (transformer minus LightGBM) per setting and seed with a bootstrap
+   interval, a constant reward model as the no-signal reference, and how concentrated the importance weights
+   are.
 
 CPU budget: the whole run must finish within 25 minutes on 2 cores, so Complete Journey is subsampled (the
 1,000 most bought products, 1,200 random households, a fixed subsample) and models are small; the JSON says
@@ -46,8 +53,62 @@ KS = (10, 20)
 
 CJ_DATA = dict(min_item_count=20, max_items=1000, max_households=1200, random_state=0)
 CJ_TRANSFORMER = dict(hidden_size=64, n_layers=2, n_heads=2, dropout=0.2, max_history=50, max_windows_per_user=2,
-                      max_epochs=6, patience=2, batch_size=128, learning_rate=1e-3, validation_metric="ndcg@10",
-                      repeat_aware=True, progress_bar=False)
+                      validation_metric="ndcg@10", repeat_aware=True, progress_bar=False)
+# Optimisation settings tried for BOTH losses alike; each loss keeps the one with the best validation NDCG@10
+# (seed 0, validation baskets only). The first is the original setting: 2,400 windows at batch 128 are only 19
+# optimizer steps per epoch, so the second gives ~6x more (and larger) steps at about 2.5x the cost.
+CJ_TUNING_GRID = [dict(batch_size=128, learning_rate=1e-3, max_epochs=6, patience=2),
+                  dict(batch_size=32, learning_rate=3e-3, max_epochs=8, patience=3)]
+# What was tried while investigating why full softmax did not beat sampled BCE (seed 0, validation NDCG@10 of the
+# best epoch, same data as the benchmark; exploratory runs, not re-run by this script).
+CJ_INVESTIGATION = {
+    "exploratory_validation_ndcg@10_seed0": [
+        {"change": "original: batch 128, lr 1e-3, 6 epochs, patience 2", "full_softmax": 0.2696,
+         "sampled_bce": 0.2725, "note": "full softmax best at epoch 1"},
+        {"change": "lr 3e-3, 20 epochs, no early stop", "full_softmax": 0.2733, "sampled_bce": 0.2787,
+         "note": "best epochs 7 and 10; validation falls afterwards while train loss keeps falling"},
+        {"change": "batch 32, lr 1e-3, 8 epochs", "full_softmax": 0.2720, "sampled_bce": 0.2784},
+        {"change": "batch 32, lr 3e-3, 15 epochs", "full_softmax": 0.2693, "sampled_bce": 0.2786},
+        {"change": "batch 32, lr 3e-3, 7 epochs, 8 targets per position, loss averaged per position (each "
+                   "basket weighs as one position)", "full_softmax": 0.2719, "sampled_bce": 0.2758},
+        {"change": "batch 32, lr 3e-3, 5 epochs, item bias initialised at centred log popularity",
+         "full_softmax": 0.2692, "sampled_bce": 0.2778},
+        {"change": "batch 32, lr 3e-3, 5 epochs, untied output item embeddings", "full_softmax": 0.2699,
+         "sampled_bce": 0.2778},
+        {"change": "all training windows (2.3x the tokens), batch 64, lr 3e-3, weight decay 0.1, 6 epochs",
+         "full_softmax": 0.2710, "sampled_bce": 0.2773},
+        {"change": "repeat_aware=False (batch 128, lr 1e-3, 10 epochs)", "full_softmax": 0.1627},
+        {"change": "reference heuristic, no training: 4 * log(1 + 0.95-decayed basket counts) + log popularity",
+         "heuristic": 0.2704},
+    ],
+    "decomposition_seed0_batch32_lr3e-3_5_epochs": {
+        "validation_ndcg@10_repeat_targets_ranked_among_history_items": {"full_softmax": 0.4028,
+                                                                          "sampled_bce": 0.4027},
+        "validation_ndcg@10_new_targets_ranked_among_never_bought_items": {"full_softmax": 0.0278,
+                                                                            "sampled_bce": 0.0361,
+                                                                            "popularity": 0.0443},
+        "share_of_top10_from_household_history": {"full_softmax": 0.861, "sampled_bce": 0.930},
+        "learned_token_repeat_gate_mean": {"full_softmax": 1.65, "sampled_bce": 2.50},
+    },
+    "findings": [
+        "Under-training was real: 2,400 windows at batch 128 are 19 optimizer steps per epoch; without the repeat "
+        "term full softmax is barely past popularity after 10 epochs (train loss 6.0 vs log(1000) = 6.9), and the "
+        "item biases moved by ~0.01. More and larger steps (the second tuning setting) help both losses; none of "
+        "the changes above made full softmax overtake sampled BCE on the validation baskets.",
+        "Both losses rank the re-purchase candidates identically (NDCG@10 of re-bought targets among the history "
+        "items 0.403 vs 0.403). Full softmax loses on the explore part: it puts about twice as many never-bought "
+        "items in the top 10 (14% vs 7%) and ranks never-bought items worse than popularity, while 60% of the "
+        "validation targets are re-purchases and NDCG@10 rewards filling the list with history items.",
+        "Why the losses differ there: one uniform negative out of 1,000 items is almost never a history item "
+        "(~3%), so BCE keeps pushing the repeat gate up (2.5 vs 1.65) and its item part only has to separate "
+        "targets from random items; full softmax calibrates the repeat vs explore trade-off for likelihood, and "
+        "its explore part (the dot product over 1,000 items, fitted on 2,400 windows) is noisy enough that "
+        "some never-bought items outrank history items.",
+        "The literature result (Klenitskiy & Vasilev 2023) is for next-item prediction without an explicit repeat "
+        "term on data sets with thousands of users and long training; here the repeat term carries most of the "
+        "accuracy, the subsample has 1,200 households, and the CPU budget allows a few hundred steps.",
+    ],
+}
 KNN_GRID = [dict(n_neighbors=k, recency_decay=d) for k in (50, 200) for d in (None, 0.9, 0.8)]
 OBD_CLICK_MODEL = dict(hidden_size=32, n_layers=1, n_heads=2, dropout=0.2, max_epochs=8, patience=3,
                        batch_size=512, learning_rate=1e-3, weight_decay=0.1)
@@ -89,18 +150,32 @@ def complete_journey(seeds: list[int], quick: bool) -> dict:
 
     data_options = dict(CJ_DATA)
     transformer_options = dict(CJ_TRANSFORMER)
+    tuning_grid = [dict(setting) for setting in CJ_TUNING_GRID]
     if quick:
         data_options.update(max_items=300, max_households=200)
-        transformer_options.update(max_epochs=1, hidden_size=32)
+        transformer_options.update(hidden_size=32)
+        for setting in tuning_grid:
+            setting.update(max_epochs=1)
     data = purchase_sequences(**data_options)
     train, history, targets = data.train_sequences, data.test_history, data.test_targets
     new_targets = [np.setdiff1d(t, h) for t, h in zip(targets, history, strict=True)]
 
+    seen = [np.unique(h) for h in history]
+    repeat_targets = [np.intersect1d(t, h) for t, h in zip(targets, seen, strict=True)]
+    never_bought = [np.setdiff1d(np.arange(data.n_items), h) for h in seen]
+
     def evaluate(scores: np.ndarray) -> dict:
         main = ranking_metrics(scores, targets, ks=KS)
         per_row = ranking_metrics(scores, targets, ks=(10,), per_row=True)["ndcg@10"]
-        new = ranking_metrics(scores, new_targets, ks=KS, exclude=[np.unique(h) for h in history])
-        return {"metrics": main, "new_items_only": new, "ndcg@10_per_row": per_row}
+        new = ranking_metrics(scores, new_targets, ks=KS, exclude=seen)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+        diagnostics = {
+            "ndcg@10_repeat_targets_among_history_items": ranking_metrics(
+                scores, repeat_targets, ks=(10,), exclude=never_bought)["ndcg@10"],
+            "share_of_top10_from_history": float(np.mean([np.isin(t, h).mean() for t, h in zip(top, seen,
+                                                                                            strict=True)])),
+        }
+        return {"metrics": main, "new_items_only": new, "diagnostics": diagnostics, "ndcg@10_per_row": per_row}
 
     results: dict[str, dict] = {}
     started = time.perf_counter()
@@ -118,28 +193,38 @@ def complete_journey(seeds: list[int], quick: bool) -> dict:
                            "validation_grid": [{"ndcg@10": v, **p} for v, p in grid]}
     baseline_seconds = time.perf_counter() - started
 
+    def fit_and_evaluate(loss: str, setting: dict, seed: int) -> dict:
+        fit_started, fit_cpu = time.perf_counter(), time.process_time()
+        model = TransformerRecommender(**transformer_options, **setting, loss=loss, random_state=seed).fit(
+            train, data.n_items, baskets=data.train_baskets, validation_sequences=train,
+            validation_targets=data.validation_targets,
+        )
+        run = evaluate(model.score(history))
+        run.update(seed=seed, fit_seconds=time.perf_counter() - fit_started,
+                   fit_cpu_seconds=time.process_time() - fit_cpu, best_epoch=model.history_.best_epoch,
+                   epochs_run=len(model.history_.epochs))
+        run["validation_ndcg@10"] = -model.history_.best_validation_loss
+        logging.info("CJ %s %s seed %d: validation %.4f test ndcg@10 %.4f (%.0fs)", loss, setting, seed,
+                     run["validation_ndcg@10"], run["metrics"]["ndcg@10"], run["fit_seconds"])
+        return run
+
+    tuning = {}
     for label, loss in (("transformer_full_softmax", "full_softmax"), ("transformer_sampled_bce", "sampled_bce")):
-        runs = []
-        for seed in seeds:
-            fit_started, fit_cpu = time.perf_counter(), time.process_time()
-            model = TransformerRecommender(**transformer_options, loss=loss, random_state=seed).fit(
-                train, data.n_items, baskets=data.train_baskets, validation_sequences=train,
-                validation_targets=data.validation_targets,
-            )
-            run = evaluate(model.score(history))
-            run.update(seed=seed, fit_seconds=time.perf_counter() - fit_started,
-                       fit_cpu_seconds=time.process_time() - fit_cpu, best_epoch=model.history_.best_epoch,
-                       epochs_run=len(model.history_.epochs))
-            runs.append(run)
-            logging.info("CJ %s seed %d: ndcg@10 %.4f (%.0fs)", label, seed, run["metrics"]["ndcg@10"],
-                         run["fit_seconds"])
-        results[label] = {"runs": runs, "params": {**transformer_options, "loss": loss}}
+        # The grid is run with the first seed; the chosen setting's run is that seed's result (selection used
+        # the validation baskets only), the other seeds are fitted with the chosen setting.
+        tried = [(setting, fit_and_evaluate(loss, setting, seeds[0])) for setting in tuning_grid]
+        chosen, first_run = max(tried, key=lambda pair: pair[1]["validation_ndcg@10"])
+        tuning[label] = {"chosen": chosen, "grid": [{**setting, "validation_ndcg@10": run["validation_ndcg@10"],
+                                                     "best_epoch": run["best_epoch"]} for setting, run in tried]}
+        runs = [first_run] + [fit_and_evaluate(loss, chosen, seed) for seed in seeds[1:]]
+        results[label] = {"runs": runs, "params": {**transformer_options, **chosen, "loss": loss}}
 
     table = {}
     for name, result in results.items():
         table[name] = {
             "metrics": _summaries([run["metrics"] for run in result["runs"]]),
             "new_items_only": _summaries([run["new_items_only"] for run in result["runs"]]),
+            "diagnostics": _summaries([run["diagnostics"] for run in result["runs"]]),
         }
     # Paired per-household NDCG@10 differences of the transformer (each seed) against each baseline.
     comparisons = {}
@@ -190,6 +275,12 @@ def complete_journey(seeds: list[int], quick: bool) -> dict:
         "n_test_households_with_new_items": int(sum(len(t) > 0 for t in new_targets)),
         "seeds": seeds,
         "best_knn_validation_ndcg@10": best_validation,
+        "transformer_tuning": {
+            "rule": "the same settings are tried for both losses with the first seed; each loss keeps the setting "
+                    "with the best validation NDCG@10 (second-to-last baskets; the test baskets are never used)",
+            **tuning,
+        },
+        "full_softmax_investigation": CJ_INVESTIGATION,
         "table": table,
         "paired_ndcg@10_differences": comparisons,
         "verdicts": verdicts,
@@ -201,6 +292,7 @@ def complete_journey(seeds: list[int], quick: bool) -> dict:
 # ---------------------------------------------------------------------------------------------- Open Bandit
 def open_bandit(seeds: list[int], quick: bool) -> dict:
     from sklearn.base import clone
+    from sklearn.dummy import DummyClassifier
 
     from causalrec.data.datasets import obd
     from causalrec.exceptions import CausalrecWarning
@@ -221,6 +313,7 @@ def open_bandit(seeds: list[int], quick: bool) -> dict:
     if quick:
         click_options.update(max_epochs=1)
     settings, started = [], time.perf_counter()
+    bootstrap_replicates = []
     for campaign in campaigns:
         loaded = {b: obd.load_open_bandit(b, campaign, include_affinity=True) for b in obd.BEHAVIORS}
         bts_distribution = obd.bts_action_distribution_from_logs(loaded["bts"].feedback)
@@ -238,13 +331,16 @@ def open_bandit(seeds: list[int], quick: bool) -> dict:
                 "lightgbm": lambda seed: default_reward_model(True, seed),
                 "transformer": lambda seed, layout=reward_model_layout(logs): TransformerClickModel(
                     feature_layout=layout, random_state=seed, **click_options),
+                # Reference: the training folds' click rate for every row (what a model without signal gives).
+                "constant": lambda seed: DummyClassifier(strategy="prior"),
             }
-            per_model = {}
+            per_model, predictions_of = {}, {}
             for name, make in models.items():
                 runs = []
                 for seed in seeds:
                     fit_started = time.perf_counter()
                     predictions = cross_fit_rewards(logs, target, clone(make(seed)), n_folds=3, random_state=seed)
+                    predictions_of[name, seed] = predictions
                     inputs = EstimatorInputs(logs.reward, weight, predictions.q_logged, predictions.q_target)
                     dm = DirectMethod().estimate(inputs).value
                     dr = DoublyRobust().estimate(inputs).value
@@ -258,10 +354,18 @@ def open_bandit(seeds: list[int], quick: bool) -> dict:
                     })
                 per_model[name] = {"runs": runs, "summary": _summaries(runs)}
             constant = calibration_metrics(logs.reward, np.full(logs.n_rounds, logs.reward.mean()))["log_loss"]
+            truth_rewards = loaded[evaluation].feedback.reward
+            paired, replicates = _paired_error_differences(
+                logs.reward, weight, truth_rewards, predictions_of, seeds, seed=len(settings))
+            bootstrap_replicates.append(replicates)
             setting = {
                 "campaign": campaign, "behavior": behavior, "evaluation": evaluation, "truth": truth,
+                "truth_standard_error": float(truth_rewards.std(ddof=1) / np.sqrt(len(truth_rewards))),
                 "n_clicks": int(logs.reward.sum()), "ipw": ipw, "ipw_error": abs(ipw - truth),
+                "importance_weights": {"mean": float(weight.mean()), "max": float(weight.max()),
+                                       "largest_weight_share_of_sum": float(weight.max() / weight.sum())},
                 "in_sample_constant_log_loss": constant, "models": per_model,
+                "paired_abs_error_difference_transformer_minus_lightgbm": paired,
             }
             settings.append(setting)
             logging.info("OBD %s %s->%s: log loss lgbm %.5f transformer %.5f; DR error lgbm %.5f transformer %.5f",
@@ -275,15 +379,42 @@ def open_bandit(seeds: list[int], quick: bool) -> dict:
         return float(np.mean([s["models"][model]["summary"][key]["mean"] for s in settings]))
 
     aggregate = {model: {key: mean_over_settings(model, key) for key in ("oof_log_loss", "dm_error", "dr_error")}
-                 for model in ("lightgbm", "transformer")}
+                 for model in ("lightgbm", "transformer", "constant")}
     log_loss_wins = [s["models"]["transformer"]["summary"]["oof_log_loss"]["mean"]
                      <= s["models"]["lightgbm"]["summary"]["oof_log_loss"]["mean"] for s in settings]
+    # Pooled paired comparison: the mean over settings (and seeds) of |error_transformer| - |error_lightgbm|, with a
+    # bootstrap interval (each setting's logged rows and on-policy truth rows resampled independently).
+    pooled = {}
+    for estimator in ("dm", "dr"):
+        point = float(np.mean([s["paired_abs_error_difference_transformer_minus_lightgbm"][estimator]
+                               ["mean_over_seeds"]["difference"] for s in settings]))
+        draws = np.mean([replicates[estimator] for replicates in bootstrap_replicates], axis=0)
+        pooled[estimator] = {"mean_difference": point,
+                             "ci95": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))]}
+    without_women_bts = [s for s in settings if not (s["campaign"] == "women" and s["behavior"] == "bts")]
     verdicts = {
         "log_loss_at_least_as_good_in_every_setting": all(log_loss_wins),
         "log_loss_settings_won": f"{sum(log_loss_wins)}/{len(log_loss_wins)}",
-        "dm_error_not_worse_on_average": aggregate["transformer"]["dm_error"] <= aggregate["lightgbm"]["dm_error"],
-        "dr_error_not_worse_on_average": aggregate["transformer"]["dr_error"] <= aggregate["lightgbm"]["dr_error"],
-        "rule": "means over seeds per setting; OPE errors averaged over the settings (campaign x direction)",
+        "log_loss_better_than_constant_in_settings": sum(
+            s["models"]["transformer"]["summary"]["oof_log_loss"]["mean"]
+            < s["models"]["constant"]["summary"]["oof_log_loss"]["mean"] for s in settings),
+        "dm_error_lower_on_average": aggregate["transformer"]["dm_error"] <= aggregate["lightgbm"]["dm_error"],
+        "dr_error_lower_on_average": aggregate["transformer"]["dr_error"] <= aggregate["lightgbm"]["dr_error"],
+        "pooled_paired_abs_error_difference": pooled,
+        "dm_not_significantly_worse": pooled["dm"]["ci95"][0] <= 0,
+        "dr_not_significantly_worse": pooled["dr"]["ci95"][0] <= 0,
+        "dm_significantly_better": pooled["dm"]["ci95"][1] < 0,
+        "dr_significantly_better": pooled["dr"]["ci95"][1] < 0,
+        "dr_mean_difference_without_women_bts_to_random": float(np.mean([
+            s["paired_abs_error_difference_transformer_minus_lightgbm"]["dr"]["mean_over_seeds"]["difference"]
+            for s in without_women_bts])),
+        "rule": "OPE error = |estimate - on-policy mean click of the evaluated policy's own logs|. The paired "
+                "difference |error transformer| - |error LightGBM| is computed per setting and seed (same folds); "
+                "its 95% interval comes from a bootstrap that resamples the logged rows (fitted predictions "
+                "fixed, so model-fitting noise is in the seed spread only) and the on-policy rows behind the "
+                "truth. 'Not worse' holds when the interval of the mean over the settings (seeds averaged) "
+                "is not entirely above 0 (no detectable worsening; read the interval width for the power); "
+                "'better' when it is entirely below 0. log loss: means over seeds per setting",
     }
     return {
         "task": "click model on (user context, item, position); reward model of DM and DR",
@@ -301,6 +432,45 @@ def open_bandit(seeds: list[int], quick: bool) -> dict:
         "verdicts": verdicts,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _paired_error_differences(reward: np.ndarray, weight: np.ndarray, truth_rewards: np.ndarray,
+                              predictions_of: dict, seeds: list[int], seed: int,
+                              n_bootstrap: int = 1000) -> tuple[dict, dict]:
+    """Per seed and averaged over seeds: |error transformer| - |error LightGBM| of DM and DR, with bootstrap
+    intervals (logged rows and truth rows resampled; the same draws for both models and every seed)."""
+    rng = np.random.default_rng(seed)
+    n, m = len(reward), len(truth_rewards)
+    logged_draws = rng.integers(0, n, size=(n_bootstrap, n))
+    truth_draws = truth_rewards[rng.integers(0, m, size=(n_bootstrap, m))].mean(axis=1)
+    truth = truth_rewards.mean()
+
+    def per_row(name: str, seed_: int) -> dict[str, np.ndarray]:
+        p = predictions_of[name, seed_]
+        return {"dm": p.q_target, "dr": p.q_target + weight * (reward - p.q_logged)}
+
+    result, replicates = {}, {}
+    for estimator in ("dm", "dr"):
+        per_seed, draws_per_seed = [], []
+        for seed_ in seeds:
+            rows = {name: per_row(name, seed_)[estimator] for name in ("transformer", "lightgbm")}
+            point = abs(rows["transformer"].mean() - truth) - abs(rows["lightgbm"].mean() - truth)
+            draws = (np.abs(rows["transformer"][logged_draws].mean(axis=1) - truth_draws)
+                     - np.abs(rows["lightgbm"][logged_draws].mean(axis=1) - truth_draws))
+            draws_per_seed.append(draws)
+            per_seed.append({"seed": seed_, "difference": float(point),
+                             "ci95": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))]})
+        mean_draws = np.mean(draws_per_seed, axis=0)
+        differences = [item["difference"] for item in per_seed]
+        result[estimator] = {
+            "per_seed": per_seed,
+            "mean_over_seeds": {"difference": float(np.mean(differences)),
+                                "sd_over_seeds": float(np.std(differences, ddof=1)) if len(seeds) > 1 else 0.0,
+                                "ci95": [float(np.quantile(mean_draws, 0.025)),
+                                         float(np.quantile(mean_draws, 0.975))]},
+        }
+        replicates[estimator] = mean_draws
+    return result, replicates
 
 
 # ---------------------------------------------------------------------------------------------- driver
