@@ -301,3 +301,61 @@ def test_slate_estimators_match_their_formulas():
     zero = dict(behavior, joint=np.r_[0.0, behavior["joint"][1:]])
     with pytest.raises(ValidationError, match="first offending row: 0"):
         evaluate_slate_policy(slate_id, reward, zero, evaluation, estimators=["sips"])
+
+
+def test_score_interval_solves_its_defining_equation_and_is_wald_without_heavy_rows():
+    from causalrec.ope.inference import score_interval
+
+    rng = np.random.default_rng(0)
+    n, t = 4000, 1.96
+    weight = np.where(rng.random(n) < 0.01, 50.0, 0.6)
+    reward = (rng.random(n) < 0.2).astype(float)
+    influence = weight * reward  # IPS: intercept 0, slope w
+    value = influence.mean()
+    low, high = score_interval(value, influence, np.zeros(n), weight, t)
+    variance = influence.var(ddof=1)
+    shift = np.mean(weight**2) / weight.mean()
+    for end in (low, high):  # n (value - v)^2 = t^2 Var_v at both ends
+        d = end - value
+        assert n * d**2 == pytest.approx(t**2 * (variance + d * (shift - 2 * value) - d**2), rel=1e-9)
+    assert high - value > value - low  # stretched upwards: unseen heavy rewards would raise the estimate
+    # Constant slope 1 (every row weighted alike, e.g. the on-policy mean): the Wald interval up to O(1/n).
+    plain = reward.copy()
+    low, high = score_interval(plain.mean(), plain, np.zeros(n), np.ones(n), t)
+    half = t * plain.std(ddof=1) / np.sqrt(n)
+    assert low == pytest.approx(plain.mean() - half, abs=half * 5 / n**0.5)
+    assert high == pytest.approx(plain.mean() + half, abs=half * 5 / n**0.5)
+
+
+def test_score_interval_covers_rare_heavy_rewards_where_wald_does_not():
+    from causalrec.ope.inference import score_interval
+
+    rng = np.random.default_rng(1)
+    n, replications = 3000, 1500
+    # A greedy target whose item the logging policy shows with probability 0.004: weight 250 there, 0 elsewhere
+    # (mean weight 1); its clicks happen with probability 0.3, so the true value is 0.3.
+    heavy = rng.random((replications, n)) < 0.004
+    weight = np.where(heavy, 250.0, 0.0)
+    click = rng.random((replications, n)) < 0.3
+    truth = 0.004 * 250 * 0.3
+    wald = score = 0
+    for w, r in zip(weight, click.astype(float), strict=True):
+        phi = w * r
+        value, half = phi.mean(), 1.96 * phi.std(ddof=1) / np.sqrt(n)
+        wald += value - half <= truth <= value + half
+        low, high = score_interval(value, phi, np.zeros(n), w, 1.96)
+        score += low <= truth <= high
+    assert score / replications >= 0.93
+    assert score / replications > wald / replications + 0.02
+
+
+def test_weighting_estimators_get_score_intervals_and_the_dr_family_keeps_wald():
+    world = simulate.make_world(n_users=300, n_items=20, n_positions=2, random_state=5)
+    logs = world.sample_logs(5000, random_state=6)
+    target = policy.greedy_top_k(world.relevance[logs.user_id], 2)  # heavy weights
+    result = evaluate_policy(logs, target, estimators=["ips", "snips", "dr"], random_state=0)
+    for name in ("ips", "snips"):
+        estimate = result[name]
+        assert estimate.ci_high - estimate.value > estimate.value - estimate.ci_low  # stretched upwards
+    dr = result["dr"]
+    assert dr.ci_high - dr.value == pytest.approx(dr.value - dr.ci_low, rel=1e-9)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from causalrec.ope.inference import (
     interval_quantile,
     percentile_interval,
     resampled_means,
+    score_interval,
     variance_degrees_of_freedom,
 )
 from causalrec.ope.reward_model import cross_fit_rewards
@@ -263,6 +264,32 @@ def _prepare(
 # ------------------------------------------------------------------------------------------- estimates
 
 
+def _reward_decomposition(estimator: Estimator, inputs: EstimatorInputs) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(intercept, slope)`` with ``influence = intercept + slope * reward`` (means held fixed), for the
+    weighting estimators (no reward model) on rewards in [0, 1]; None otherwise.
+
+    The score interval's working model shifts every reward probability by one ``delta``; an estimator with a
+    reward model would see that model shift too (its residuals, which carry its variance, would not move), so
+    the doubly robust family keeps the Wald interval."""
+    if isinstance(estimator, AutoEstimator) or not estimator.has_interval or estimator.needs_reward_model:
+        return None
+    reward = inputs.reward
+    if reward.size == 0 or reward.min() < 0 or reward.max() > 1:
+        return None
+    stats_observed = estimator.statistics(inputs)
+    means = stats_observed.mean(axis=0)
+    gradient = estimator.gradient(means)
+    zero = estimator.statistics(replace(inputs, reward=np.zeros_like(reward)))
+    one = estimator.statistics(replace(inputs, reward=np.ones_like(reward)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(estimator.combine(means))
+    intercept = value + (zero - means) @ gradient
+    slope = (one - zero) @ gradient
+    if not (np.isfinite(intercept).all() and np.isfinite(slope).all()):
+        return None
+    return intercept, slope
+
+
 def _point_and_analytic(estimator: Estimator, inputs: EstimatorInputs, alpha: float, dm_bias_bound: float | None):
     output = estimator.estimate(inputs)
     note = output.note
@@ -270,6 +297,10 @@ def _point_and_analytic(estimator: Estimator, inputs: EstimatorInputs, alpha: fl
         return output.value, float("nan"), float("nan"), float("nan"), note, None
     se = float(output.influence.std(ddof=1) / np.sqrt(len(output.influence)))
     z = interval_quantile(output.influence, alpha)
+    decomposition = _reward_decomposition(estimator, inputs)
+    if decomposition is not None:
+        low, high = score_interval(output.value, output.influence, *decomposition, z)
+        return output.value, se, low, high, note, output
     if not estimator.has_interval:
         if dm_bias_bound is None:
             return output.value, float("nan"), float("nan"), float("nan"), note, output

@@ -183,6 +183,38 @@ def interval_quantile(influence: np.ndarray, alpha: float) -> float:
     return float(scipy_stats.t.ppf(1 - alpha / 2, variance_degrees_of_freedom(influence)))
 
 
+def score_interval(
+    value: float, influence: np.ndarray, intercept: np.ndarray, slope: np.ndarray, quantile: float
+) -> tuple[float, float]:
+    """Test-inversion (score) interval for an estimator whose influence terms are affine in the reward.
+
+    ``influence_i = intercept_i + slope_i * r_i`` with the estimator's means held fixed. The Wald interval uses
+    the variance estimated at the estimate itself; with rare, heavily weighted rewards a low estimate (the few
+    heavy rewards happened not to occur) comes with a low variance, and the interval misses the truth from
+    below far more often than from above. Here each candidate value ``v`` is tested with the variance the
+    estimator would have if ``v`` were true, under the working model that every reward probability is shifted
+    by the same ``delta`` (the Wilson-score idea for a binomial proportion, for rewards in ``[0, 1]``):
+    the mean moves by ``delta * mean(slope)`` and, since ``E[r^2] = E[r]`` for clicks, the second moment by
+    ``delta * (2 mean(intercept * slope) + mean(slope^2))``. Heavily weighted rows without a reward still count
+    in ``mean(slope^2)``, so the upper limit stretches exactly where a few unseen rewards would move the
+    estimate. The interval is ``{v : n (value - v)^2 <= quantile^2 Var_v}``, a quadratic inequality in ``v``;
+    with no heavy rows it is the Wald interval (to order 1/n).
+    """
+    n = len(influence)
+    variance = float(influence.var(ddof=1))
+    mean_slope = float(slope.mean())
+    if n < 2 or not np.isfinite(variance) or abs(mean_slope) < 1e-12:
+        half = quantile * np.sqrt(max(variance, 0.0) / max(n, 1))
+        return value - half, value + half
+    shift = (2.0 * float(np.mean(intercept * slope)) + float(np.mean(slope * slope))) / mean_slope
+    linear = shift - 2.0 * float(influence.mean())
+    t2 = quantile * quantile
+    # (n + t2) d^2 - t2 * linear * d - t2 * variance <= 0, with d = v - value.
+    a, b, c = n + t2, -t2 * linear, -t2 * variance
+    root = np.sqrt(max(b * b - 4 * a * c, 0.0))
+    return value + (-b - root) / (2 * a), value + (-b + root) / (2 * a)
+
+
 def percentile_interval(replicates: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval of each column (NaN replicates ignored)."""
     low = np.nanquantile(replicates, alpha / 2, axis=0)
