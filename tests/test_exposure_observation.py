@@ -84,13 +84,7 @@ def test_cells_are_checked():
 
 
 @pytest.mark.data
-def test_coat_feature_propensities_resemble_the_shipped_ones():
-    from causalrec.data.datasets import DatasetNotFoundError, load_coat
-
-    try:
-        coat = load_coat()
-    except DatasetNotFoundError as missing:
-        pytest.skip(str(missing))
+def test_coat_feature_propensities_resemble_the_shipped_ones(coat):
     train = coat.train_ratings()
     estimate = estimate_observation_propensities(
         train["user"].to_numpy(), train["item"].to_numpy(), coat.n_users, coat.n_items, method="features",

@@ -155,13 +155,7 @@ def test_bad_pairs_and_ratings():
 
 
 @pytest.mark.data
-def test_coat_propensity_weighting_beats_naive_training():
-    from causalrec.data.datasets import DatasetNotFoundError, load_coat
-
-    try:
-        coat = load_coat()
-    except DatasetNotFoundError as missing:
-        pytest.skip(str(missing))
+def test_coat_propensity_weighting_beats_naive_training(coat):
     train, test = coat.train_ratings(), coat.test_ratings()
     cells, ratings = train[["user", "item"]].to_numpy(), train["rating"].to_numpy(float)
     propensity = coat.propensities[cells[:, 0], cells[:, 1]]
