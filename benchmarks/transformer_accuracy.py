@@ -52,6 +52,10 @@ RESULTS = Path(__file__).resolve().parent / "results" / "transformer_accuracy.js
 KS = (10, 20)
 
 CJ_DATA = dict(min_item_count=20, max_items=1000, max_households=1200, random_state=0)
+# ``--cj-scale large``: 2.5x the catalogue and every eligible household (about 2.7x the training tokens), the same
+# model, windows per household and tuning grid; asks whether the loss comparison changes with scale (~30 min on
+# one CPU core, so it is not part of the default run).
+CJ_DATA_LARGE = dict(min_item_count=20, max_items=2500, max_households=None, random_state=0)
 CJ_TRANSFORMER = dict(hidden_size=64, n_layers=2, n_heads=2, dropout=0.2, max_history=50, max_windows_per_user=2,
                       validation_metric="ndcg@10", repeat_aware=True, progress_bar=False)
 # Optimisation settings tried for BOTH losses alike; each loss keeps the one with the best validation NDCG@10
@@ -137,7 +141,7 @@ def _summaries(runs: list[dict]) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- Complete Journey
-def complete_journey(seeds: list[int], quick: bool) -> dict:
+def complete_journey(seeds: list[int], quick: bool, scale: str = "cpu") -> dict:
     from causalrec.data.datasets.completejourney import purchase_sequences
     from causalrec.models import (
         ItemKNNRecommender,
@@ -148,7 +152,7 @@ def complete_journey(seeds: list[int], quick: bool) -> dict:
     )
     from causalrec.models.metrics import TIE_POLICY
 
-    data_options = dict(CJ_DATA)
+    data_options = dict(CJ_DATA_LARGE if scale == "large" else CJ_DATA)
     transformer_options = dict(CJ_TRANSFORMER)
     tuning_grid = [dict(setting) for setting in CJ_TUNING_GRID]
     if quick:
@@ -270,7 +274,9 @@ def complete_journey(seeds: list[int], quick: bool) -> dict:
         "tie_policy": TIE_POLICY,
         "subsample": {**data_options, "n_households": data.n_households, "n_items": data.n_items,
                       "n_train_tokens": int(sum(len(s) for s in train)),
-                      "why": "CPU budget (25 min on 2 cores for the whole benchmark)"},
+                      "scale": scale,
+                      "why": ("CPU budget (25 min on 2 cores for the whole benchmark)" if scale == "cpu" else
+                              "--cj-scale large: 2.5x the catalogue, every eligible household")},
         "n_test_households": int(sum(len(t) > 0 for t in targets)),
         "n_test_households_with_new_items": int(sum(len(t) > 0 for t in new_targets)),
         "seeds": seeds,
@@ -474,12 +480,12 @@ def _paired_error_differences(reward: np.ndarray, weight: np.ndarray, truth_rewa
 
 
 # ---------------------------------------------------------------------------------------------- driver
-def _run_part(part: str, seeds: list[int], quick: bool, threads: int) -> dict:
+def _run_part(part: str, seeds: list[int], quick: bool, threads: int, scale: str = "cpu") -> dict:
     import torch
 
     torch.set_num_threads(threads)
     started, cpu_started = time.perf_counter(), time.process_time()
-    result = complete_journey(seeds, quick) if part == "cj" else open_bandit(seeds, quick)
+    result = complete_journey(seeds, quick, scale) if part == "cj" else open_bandit(seeds, quick)
     result["wall_seconds"] = time.perf_counter() - started
     result["process_cpu_seconds"] = time.process_time() - cpu_started
     return result
@@ -492,9 +498,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="run the parts in parallel processes")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (numbers meaningless)")
+    parser.add_argument("--cj-scale", choices=("cpu", "large"), default="cpu",
+                        help="Complete Journey subsample: the default CPU-budget one, or 'large' (2.5x the "
+                             "catalogue, all households; writes transformer_accuracy_cj_large.json)")
     parser.add_argument("--part-output", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.out is None:
+        args.out = RESULTS if args.cj_scale == "cpu" else RESULTS.with_name("transformer_accuracy_cj_large.json")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     seeds = [int(seed) for seed in args.seeds.split(",")]
     parts = [part for part in args.parts.split(",") if part]
@@ -502,7 +513,7 @@ def main() -> None:
     if args.part_output is not None:  # child process of a parallel run
         from causalrec._results import write_json_atomic
 
-        write_json_atomic(args.part_output, _run_part(parts[0], seeds, args.quick, args.threads))
+        write_json_atomic(args.part_output, _run_part(parts[0], seeds, args.quick, args.threads, args.cj_scale))
         return
 
     from causalrec._results import write_json_atomic
@@ -516,7 +527,8 @@ def main() -> None:
             for part in parts:
                 output = Path(scratch) / f"{part}.json"
                 command = [sys.executable, __file__, "--parts", part, "--seeds", args.seeds, "--threads",
-                           str(args.threads), "--part-output", str(output)] + (["--quick"] if args.quick else [])
+                           str(args.threads), "--cj-scale", args.cj_scale, "--part-output", str(output)]
+                command += ["--quick"] if args.quick else []
                 children[part] = (subprocess.Popen(command), output)
             for part, (child, output) in children.items():
                 if child.wait() != 0:
@@ -524,14 +536,15 @@ def main() -> None:
                 results[part] = json.loads(output.read_text())
     else:
         for part in parts:
-            results[part] = _run_part(part, seeds, args.quick, args.threads)
+            results[part] = _run_part(part, seeds, args.quick, args.threads, args.cj_scale)
     payload = {
         "question": "transformer accuracy vs baselines (Complete Journey) and as OPE reward model (Open Bandit)",
         "quick_run": args.quick,
         "complete_journey": results.get("cj"),
         "open_bandit": results.get("obd"),
         "wall_seconds": time.perf_counter() - started,
-        "budget": "<= 25 minutes on 2 CPU cores for the whole benchmark",
+        "budget": ("<= 25 minutes on 2 CPU cores for the whole benchmark" if args.cj_scale == "cpu"
+                   else "none (--cj-scale large)"),
         "machine": machine | {"processes": min(args.jobs, len(parts)), "torch_threads_per_process": args.threads},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
