@@ -37,30 +37,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, save_result  # noqa: E402
+from ope_vs_obp import CAMPAIGNS, ISSUE_REFERENCE_OBP_BEST, obd_resample_rows  # noqa: E402
 
-CAMPAIGNS = ("all", "men", "women")
 CELLS = [("random", "bts", c) for c in CAMPAIGNS] + [("bts", "random", c) for c in CAMPAIGNS]
-SEED = 20240607  # ope_vs_obp.py's resampling seed
-ISSUE_REFERENCE = {  # OBP's best DR-family estimator per cell, as measured by the issue's author
-    "bts<-random/all": 0.123, "bts<-random/men": 0.257, "bts<-random/women": 0.217,
-    "random<-bts/all": 0.206, "random<-bts/men": 0.196, "random<-bts/women": 0.144,
-}
+SEED = 20240607  # ope_vs_obp.py's resampling seed: the same resamples as its Open Bandit table
 MODELS = ("causalrec_default", "obp_lightgbm", "logistic_l2", "constant")
 SELECTIONS = {"select_oof_log_loss": "log_loss", "select_weighted_oof_log_loss": "weighted_log_loss"}
 ESTIMATORS = ("auto", "dm", "dr")
-
-
-def resample_rows(n_resamples: int) -> dict[str, np.ndarray]:
-    """The rows of every resample, drawn exactly as ``ope_vs_obp.part_obd`` draws them."""
-    from causalrec.data.datasets import load_open_bandit
-
-    rng = np.random.default_rng(SEED)
-    rows = {}
-    for behavior in ("random", "bts"):
-        for campaign in CAMPAIGNS:
-            n = load_open_bandit(behavior=behavior, campaign=campaign).feedback.n_rounds
-            rows[f"{behavior}_{campaign}"] = rng.integers(0, n, size=(30, n))[:n_resamples]
-    return rows
 
 
 def candidate_models(seed: int) -> dict:
@@ -136,7 +119,7 @@ def summarise(name: str, cell: dict, obp_best: float | None) -> dict:
                   for e in ESTIMATORS}
         table[label] = {f"{e}_mean_relative_error": float(errors[e].mean()) for e in ESTIMATORS}
         table[label]["auto_sd_relative_error"] = float(errors["auto"].std(ddof=1))
-        table[label]["auto_at_or_below_issue_reference"] = bool(errors["auto"].mean() <= ISSUE_REFERENCE[name])
+        table[label]["auto_at_or_below_issue_reference"] = bool(errors["auto"].mean() <= ISSUE_REFERENCE_OBP_BEST[name])
         if obp_best is not None:
             table[label]["auto_at_or_below_obp_best_same_run"] = bool(errors["auto"].mean() <= obp_best)
         if label in SELECTIONS:
@@ -144,7 +127,7 @@ def summarise(name: str, cell: dict, obp_best: float | None) -> dict:
         else:
             table[label]["mean_log_loss"] = float(np.mean([run[label]["log_loss"] for run in runs]))
     return {"truth": truth, "n_clicks_behind_truth": cell["n_clicks_behind_truth"],
-            "issue_reference_obp_best_dr_family": ISSUE_REFERENCE[name], "obp_best_dr_family_same_resamples": obp_best,
+            "issue_reference_obp_best_dr_family": ISSUE_REFERENCE_OBP_BEST[name], "obp_best_dr_family_same_resamples": obp_best,
             "models": table, "seconds": cell["seconds"]}
 
 
@@ -154,7 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    rows = resample_rows(args.n_resamples)
+    rows = obd_resample_rows(SEED, args.n_resamples)
     obp_best = {}
     obd_table = RESULTS / "ope_vs_obp_obd.json"
     if obd_table.exists():  # OBP's best DR-family error on the same resamples, from the side-by-side run
