@@ -84,6 +84,16 @@ CJ_INVESTIGATION = {
         {"change": "repeat_aware=False (batch 128, lr 1e-3, 10 epochs)", "full_softmax": 0.1627},
         {"change": "reference heuristic, no training: 4 * log(1 + 0.95-decayed basket counts) + log popularity",
          "heuristic": 0.2704},
+        {"change": "batch 32, lr 3e-3, 8 epochs (second grid setting), weight decay 1.0", "full_softmax": 0.2697},
+        {"change": "batch 32, lr 3e-3, 8 epochs, RepeatNet-style mixture p = g * softmax(repeat scores over the "
+                   "history items) + (1 - g) * softmax(explore logits), gate g from the hidden state",
+         "full_softmax": 0.2712, "note": "test NDCG@10 0.2590 (additive model 0.2607)"},
+        {"change": "batch 32, lr 3e-3, 8 epochs, explore logits reduced to the item bias (no hidden . item "
+                   "embedding term; the transformer only drives the repeat gates)", "full_softmax": 0.2746,
+         "note": "test NDCG@10 0.2631: better than the full model (0.2693 / 0.2607), still below sampled BCE "
+                 "(0.2786): under full softmax the personalised explore term costs accuracy here"},
+        {"change": "--cj-scale large (2,500 items, 2,363 households), batch 64, lr 2e-3, dropout 0.5 instead of "
+                   "0.2", "full_softmax": 0.2362, "note": "dropout 0.2: 0.2383; sampled BCE 0.2447"},
     ],
     "decomposition_seed0_batch32_lr3e-3_5_epochs": {
         "validation_ndcg@10_repeat_targets_ranked_among_history_items": {"full_softmax": 0.4028,
@@ -108,6 +118,10 @@ CJ_INVESTIGATION = {
         "targets from random items; full softmax calibrates the repeat vs explore trade-off for likelihood, and "
         "its explore part (the dot product over 1,000 items, fitted on 2,400 windows) is noisy enough that "
         "some never-bought items outrank history items.",
+        "Removing the personalised explore term (explore = item bias only) raises full softmax from 0.2693 to "
+        "0.2746 validation NDCG@10: the hidden . item-embedding scores over the catalogue are what overfit under "
+        "the full softmax. A RepeatNet-style mixture, weight decay 1.0 and dropout 0.5 do not change the order, "
+        "and at 2.5x the catalogue with every household (--cj-scale large) sampled BCE still wins in all seeds.",
         "The literature result (Klenitskiy & Vasilev 2023) is for next-item prediction without an explicit repeat "
         "term on data sets with thousands of users and long training; here the repeat term carries most of the "
         "accuracy, the subsample has 1,200 households, and the CPU budget allows a few hundred steps.",
