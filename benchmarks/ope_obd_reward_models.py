@@ -119,7 +119,7 @@ def summarise(name: str, cell: dict, obp_best: float | None) -> dict:
         errors = {e: np.array([abs(run[m][e] - truth) / truth for run, m in zip(runs, picked, strict=True)])
                   for e in ESTIMATORS}
         table[label] = {f"{e}_mean_relative_error": float(errors[e].mean()) for e in ESTIMATORS}
-        table[label]["auto_sd_relative_error"] = float(errors["auto"].std(ddof=1))
+        table[label]["auto_sd_relative_error"] = float(errors["auto"].std(ddof=1)) if len(runs) > 1 else None
         reference = ISSUE_REFERENCE_OBP_BEST[name]
         table[label]["auto_at_or_below_issue_reference"] = bool(errors["auto"].mean() <= reference)
         if obp_best is not None:
