@@ -63,14 +63,9 @@ def candidate_models(seed: int) -> dict:
     }
 
 
-def _log_loss(reward: np.ndarray, q: np.ndarray, weight: np.ndarray | None = None) -> float:
-    q = np.clip(q, 1e-6, 1 - 1e-6)
-    loss = -(reward * np.log(q) + (1 - reward) * np.log1p(-q))
-    return float(loss.mean() if weight is None else (weight * loss).sum() / weight.sum())
-
-
 def run_cell(cell: tuple[str, str, str], rows: np.ndarray) -> dict:
     from causalrec.data.datasets import load_open_bandit
+    from causalrec.models.metrics import log_loss
     from causalrec.ope.estimators import DirectMethod, DoublyRobust, EstimatorInputs
     from causalrec.ope.evaluate import importance_weights
     from causalrec.ope.open_bandit import bts_target
@@ -99,8 +94,8 @@ def run_cell(cell: tuple[str, str, str], rows: np.ndarray) -> dict:
             inputs = EstimatorInputs(sample.reward, weight, predictions.q_logged, predictions.q_target)
             auto = AutoEstimator().estimate(inputs)
             run[name] = {
-                "log_loss": _log_loss(sample.reward, predictions.q_logged),
-                "weighted_log_loss": _log_loss(sample.reward, predictions.q_logged, weight),
+                "log_loss": log_loss(sample.reward, predictions.q_logged, eps=1e-6),
+                "weighted_log_loss": log_loss(sample.reward, predictions.q_logged, eps=1e-6, sample_weight=weight),
                 "auto": auto.value, "auto_choice": auto.note.split(";")[0],
                 "dm": DirectMethod().estimate(inputs).value, "dr": DoublyRobust().estimate(inputs).value,
             }

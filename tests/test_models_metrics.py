@@ -77,6 +77,14 @@ def test_non_finite_scores_and_bad_targets_are_rejected():
 
 def test_log_loss_and_brier_by_hand():
     assert log_loss([1, 0], [0.8, 0.4]) == pytest.approx(-(math.log(0.8) + math.log(0.6)) / 2)
+    # Integer weights are repeated rows: weights (3, 1) equal the unweighted loss of [1, 1, 1, 0].
+    assert log_loss([1, 0], [0.8, 0.4], sample_weight=[3, 1]) == pytest.approx(
+        log_loss([1, 1, 1, 0], [0.8, 0.8, 0.8, 0.4]))
+    assert log_loss([1, 0], [0.8, 0.4], sample_weight=[0, 2]) == pytest.approx(-math.log(0.6))
+    with pytest.raises(ValidationError, match="sample_weight"):
+        log_loss([1, 0], [0.8, 0.4], sample_weight=[-1, 2])
+    with pytest.raises(ValidationError, match="sample_weight"):
+        log_loss([1, 0], [0.8, 0.4], sample_weight=[1])
     assert brier_score([1, 0], [0.8, 0.4]) == pytest.approx((0.04 + 0.16) / 2)
 
 

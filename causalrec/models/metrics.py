@@ -160,11 +160,21 @@ def _binary_inputs(y_true, probability) -> tuple[np.ndarray, np.ndarray]:
     return y_true, probability
 
 
-def log_loss(y_true, probability, eps: float = 1e-15) -> float:
-    """Mean negative log-likelihood of binary outcomes; probabilities are clipped to ``[eps, 1 - eps]``."""
+def log_loss(y_true, probability, eps: float = 1e-15, sample_weight=None) -> float:
+    """Mean negative log-likelihood of binary outcomes; probabilities are clipped to ``[eps, 1 - eps]``.
+
+    ``sample_weight`` (non-negative, one per outcome, positive total) gives the weighted mean, e.g. importance
+    weights ``pi_e / pi_b`` for the loss under another policy's action distribution."""
     y_true, probability = _binary_inputs(y_true, probability)
     probability = np.clip(probability, eps, 1 - eps)
-    return float(-np.mean(y_true * np.log(probability) + (1 - y_true) * np.log1p(-probability)))
+    losses = -(y_true * np.log(probability) + (1 - y_true) * np.log1p(-probability))
+    if sample_weight is None:
+        return float(losses.mean())
+    weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if weight.shape != losses.shape or not np.isfinite(weight).all() or (weight < 0).any() or weight.sum() <= 0:
+        raise ValidationError("sample_weight", f"{losses.shape[0]} finite non-negative weights with a positive sum",
+                              f"shape {weight.shape}, sum {weight.sum() if weight.size else 0.0}", owner=_OWNER)
+    return float(weight @ losses / weight.sum())
 
 
 def brier_score(y_true, probability) -> float:
