@@ -64,6 +64,25 @@ def test_evaluate_from_parquet_files_writes_the_json_contract(tmp_path):
     assert abs(ips["value"] - truth) < 4 * ips["se"]
 
 
+def test_evaluate_keeps_each_user_in_one_fold_on_request(tmp_path):
+    world = simulate.make_world(n_users=40, n_items=4, n_positions=1, random_state=0)
+    logs = world.sample_logs(800, random_state=1)
+    logs.to_parquet(tmp_path / "logs.parquet")
+    import pandas as pd
+
+    rounds = np.repeat(np.arange(800), 4)
+    pd.DataFrame({"round": rounds, "action": np.tile(np.arange(4), 800), "position": 0, "prob": 0.25}).to_parquet(
+        tmp_path / "target.parquet")
+    files = ["evaluate", "--logs", str(tmp_path / "logs.parquet"), "--target", str(tmp_path / "target.parquet"),
+             "--estimators", "dm,dr"]
+    out = tmp_path / "out.json"
+    result = runner.invoke(app, [*files, "--fold-groups", "user_id", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["metadata"]["fold_groups"] == len(np.unique(logs.user_id))
+    result = runner.invoke(app, [*files, "--fold-groups", "household"])
+    assert result.exit_code == 2 and "'household' is not a column" in result.output
+
+
 def test_evaluate_reports_bad_input_without_a_traceback(tmp_path):
     world = simulate.make_world(n_users=20, n_items=4, n_positions=1, random_state=0)
     logs = world.sample_logs(50, random_state=1)

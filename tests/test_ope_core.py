@@ -79,22 +79,88 @@ def test_result_objects_print_and_serialise(small):
     assert "dr" in result.summary()
 
 
-def test_cross_fitting_never_predicts_a_round_with_a_model_that_saw_it():
-    class Memoriser(BaseEstimator, RegressorMixin):
-        def fit(self, features, reward):
-            self.seen_ = {tuple(row) for row in features.toarray().round(12)}
-            return self
+class Memoriser(BaseEstimator, RegressorMixin):
+    """Predicts 1 for a feature row it was trained on and 0 otherwise: any leak across folds shows as a 1."""
 
-        def predict(self, features):
-            return np.array([1.0 if tuple(r) in self.seen_ else 0.0 for r in features.toarray().round(12)])
+    def fit(self, features, reward):
+        self.seen_ = {tuple(row) for row in features.toarray().round(12)}
+        return self
 
-    feedback = LoggedFeedback(
-        action=np.zeros(30, int), reward=np.r_[np.ones(15), np.zeros(15)], pscore=np.ones(30),
-        context=np.random.default_rng(0).normal(size=(30, 2)), n_actions=1,
+    def predict(self, features):
+        return np.array([1.0 if tuple(r) in self.seen_ else 0.0 for r in features.toarray().round(12)])
+
+
+def distinct_rounds(n=30, seed=0):
+    return LoggedFeedback(
+        action=np.zeros(n, int), reward=np.r_[np.ones(n // 2), np.zeros(n - n // 2)], pscore=np.ones(n),
+        context=np.random.default_rng(seed).normal(size=(n, 2)), n_actions=1, user_id=np.arange(n) % 10,
     )
+
+
+def test_cross_fitting_never_predicts_a_round_with_a_model_that_saw_it():
+    feedback = distinct_rounds()
     target = np.ones((30, 1))
     result = evaluate_policy(feedback, target, estimators=["dm"], reward_model=Memoriser(), n_folds=3)
     assert result["dm"].value == 0.0  # every prediction came from a model that had not seen the round
+
+
+def test_copies_of_a_round_share_a_fold_when_grouped():
+    origin = np.r_[np.arange(30), np.arange(30)]  # every round twice, as in a bootstrap resample
+    copies = distinct_rounds().take(origin)
+    target = np.ones((60, 1))
+    leaky = evaluate_policy(copies, target, estimators=["dm"], reward_model=Memoriser(), random_state=0)
+    # Row-wise folds put the two copies of a round in different folds about 2 times in 3: the model has seen
+    # the round it scores.
+    assert leaky["dm"].value > 0.4
+    grouped = evaluate_policy(copies, target, estimators=["dm"], reward_model=Memoriser(), random_state=0,
+                              fold_groups=origin)
+    assert grouped["dm"].value == 0.0
+    assert grouped.metadata["fold_groups"] == 30
+    # One user's rounds in one fold: the model never saw the user of a round it scores.
+    by_user = evaluate_policy(distinct_rounds(), np.ones((30, 1)), estimators=["dm"], reward_model=Memoriser(),
+                              fold_groups="user_id", random_state=1)
+    assert by_user["dm"].value == 0.0 and by_user.metadata["fold_groups"] == 10
+
+
+def test_refit_bootstrap_keeps_the_copies_of_a_drawn_round_in_one_fold():
+    feedback = distinct_rounds(40)
+    result = evaluate_policy(feedback, np.ones((40, 1)), estimators=["dm"], reward_model=Memoriser(),
+                             ci="bootstrap", n_bootstrap=60, refit_reward_model=True, dm_bias_bound=0.0,
+                             random_state=0)
+    # Every replicate's predictions came from models that never saw a copy of the scored round, so every
+    # replicate of DM is exactly 0 (a leak in any of the 60 resamples would raise the upper limit).
+    assert result["dm"].ci_low == 0.0 and result["dm"].ci_high == 0.0
+
+
+def test_group_folds_keep_groups_whole_and_spread_the_clicks():
+    from causalrec.ope.reward_model import group_folds
+
+    rng = np.random.default_rng(3)
+    groups = rng.integers(0, 400, size=3000)
+    clicked_groups = rng.choice(400, size=30, replace=False)
+    reward = np.isin(groups, clicked_groups).astype(float) * (rng.random(3000) < 0.5)
+    folds = group_folds(groups, reward, n_folds=3, stratify=True, random_state=0)
+    for label in np.unique(groups):
+        assert np.unique(folds[groups == label]).size == 1
+    positive_groups = np.unique(groups[reward > 0])
+    per_fold = np.bincount([folds[groups == g][0] for g in positive_groups], minlength=3)
+    assert per_fold.max() - per_fold.min() <= 1  # dealt in turn: as even as the count allows
+    assert np.array_equal(folds, group_folds(groups, reward, 3, True, random_state=0))  # seeded
+
+
+def test_bad_fold_groups_name_the_field():
+    feedback = distinct_rounds()
+    target = np.ones((30, 1))
+    cases = [(np.arange(29), "shape (29,)"), (np.r_[np.arange(29), np.nan], "1 missing"),
+             (np.zeros(30), "at least n_folds = 3 distinct labels"), ("users", "'users'")]
+    for groups, found in cases:
+        with pytest.raises(ValidationError, match="fold_groups|groups") as error:
+            evaluate_policy(feedback, target, estimators=["dm"], reward_model=Memoriser(), fold_groups=groups)
+        assert found in str(error.value)
+    anonymous = LoggedFeedback(action=feedback.action, reward=feedback.reward, pscore=feedback.pscore,
+                               context=feedback.context, n_actions=1)
+    with pytest.raises(ValidationError, match="logs without user_id"):
+        evaluate_policy(anonymous, target, estimators=["dm"], fold_groups="user_id")
 
 
 def test_single_class_folds_fall_back_to_the_training_mean():

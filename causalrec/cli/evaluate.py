@@ -31,6 +31,9 @@ def evaluate(
     dm_bias_bound: float | None = typer.Option(None, help="Give DM an interval widened by this reward-model bias bound."),
     alpha: float = typer.Option(0.05, help="1 - confidence level of the intervals."),
     seed: int = typer.Option(0, help="Seed of the reward model's folds and fits."),
+    fold_groups: str | None = typer.Option(
+        None, help="Column of LOGS (e.g. user_id) whose equal values share a cross-fitting fold of the reward model."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON to this file."),
 ) -> None:
     """Estimate the value of a target policy from logged feedback, with intervals and diagnostics."""
@@ -41,6 +44,8 @@ def evaluate(
         if dataset is not None:
             if dataset.lower() != "obd":
                 raise fail(f"unknown --dataset {dataset!r}; available: obd")
+            if fold_groups is not None:
+                raise fail("--fold-groups needs --logs (the Open Bandit sample has no user ids)")
             from causalrec.ope.open_bandit import evaluate_open_bandit
 
             outcome = evaluate_open_bandit(
@@ -56,9 +61,18 @@ def evaluate(
                 raise fail("give --logs and --target, or --dataset")
             feedback = LoggedFeedback.from_parquet(logs)
             target_frame = pd.read_parquet(target)
+            groups = None
+            if fold_groups is not None:
+                import pyarrow.parquet as pq
+
+                columns = pq.read_schema(logs).names
+                if fold_groups not in columns:
+                    raise fail(f"--fold-groups {fold_groups!r} is not a column of {logs} (columns: {columns[:20]})")
+                groups = pd.read_parquet(logs, columns=[fold_groups])[fold_groups].to_numpy()
             result = evaluate_policy(
                 feedback, target_frame, estimators=parse_list(estimators), ci=ci, alpha=alpha, random_state=seed,
                 n_bootstrap=n_bootstrap, bootstrap_method=bootstrap_method, dm_bias_bound=dm_bias_bound,
+                fold_groups=groups,
             )
             payload = result.to_dict()
     except ValidationError as error:

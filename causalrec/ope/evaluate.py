@@ -225,9 +225,28 @@ def with_estimated_pscore(feedback: LoggedFeedback, pscore_model="auto", random_
                                "pscore_diagnostics": estimate.diagnostics}
 
 
+def _fold_groups(feedback: LoggedFeedback, fold_groups) -> np.ndarray | None:
+    """The cross-fitting group label of every round: an array as given, or ``"user_id"`` for the logs' users."""
+    if fold_groups is None:
+        return None
+    if isinstance(fold_groups, str):
+        if fold_groups != "user_id":
+            raise ValidationError("fold_groups", "an array with one label per round, or 'user_id'", repr(fold_groups),
+                                  owner=_OWNER)
+        if feedback.user_id is None:
+            raise ValidationError("fold_groups", "'user_id' only for logs that carry user ids",
+                                  "logs without user_id", owner=_OWNER)
+        return feedback.user_id
+    groups = np.asarray(fold_groups)
+    if groups.shape != (feedback.n_rounds,):
+        raise ValidationError("fold_groups", f"one label per round, shape ({feedback.n_rounds},)",
+                              f"shape {groups.shape}", owner=_OWNER)
+    return groups
+
+
 def _prepare(
     feedback, target, needs_rewards, reward_model, estimated_rewards, n_folds, random_state, alpha, warn=True,
-    pscore_model="auto",
+    pscore_model="auto", fold_groups=None,
 ) -> _Prepared:
     if not isinstance(feedback, LoggedFeedback):
         raise ValidationError("feedback", "a LoggedFeedback", type(feedback).__name__, owner=_OWNER)
@@ -254,9 +273,12 @@ def _prepare(
             q_logged, q_target = _rewards_from_array(feedback, target, estimated_rewards)
             model_name = "precomputed"
         else:
-            predictions = cross_fit_rewards(feedback, target, reward_model, n_folds, random_state)
+            groups = _fold_groups(feedback, fold_groups)
+            predictions = cross_fit_rewards(feedback, target, reward_model, n_folds, random_state, groups=groups)
             q_logged, q_target, model_name = predictions.q_logged, predictions.q_target, predictions.model
             metadata["constant_reward_folds"] = predictions.n_constant_folds
+            if groups is not None:
+                metadata["fold_groups"] = int(len(np.unique(groups)))
     inputs = EstimatorInputs(feedback.reward, weight, q_logged, q_target)
     return _Prepared(feedback, target, inputs, diagnostics, model_name, metadata)
 
@@ -330,6 +352,7 @@ def evaluate_policy(
     n_folds: int = 3,
     random_state: int | None = None,
     n_jobs: int | None = None,
+    fold_groups=None,
 ) -> EvaluationResult:
     """Estimate the value of ``target`` from ``feedback``.
 
@@ -354,6 +377,10 @@ def evaluate_policy(
         Used only when the logs carry no ``pscore``: how :func:`causalrec.exposure.estimate_logging_propensities`
         estimates it (``"auto"``, ``"features"``, ``"scores"`` or a classifier); ``None`` refuses such logs. The
         result's metadata records the estimated source and a warning says so.
+    fold_groups
+        Rounds that must share a cross-fitting fold of the reward model: one label per round, or ``"user_id"``
+        for the logs' users (no user is then scored by a model trained on their other rounds). The refit
+        bootstrap always keeps the copies of a resampled round in one fold.
     n_jobs
         Threads for the bootstrap (default: the CPU count, at most 8); the result does not depend on it.
     """
@@ -369,7 +396,7 @@ def evaluate_policy(
     needs_rewards = any(e.needs_reward_model for e in chosen)
     prepared = _prepare(
         feedback, target, needs_rewards, reward_model, estimated_rewards, n_folds, random_state, alpha,
-        pscore_model=pscore_model,
+        pscore_model=pscore_model, fold_groups=fold_groups,
     )
     rows = []
     for estimator in chosen:
@@ -379,7 +406,7 @@ def evaluate_policy(
         rows.append([estimator.name, value, se, low, high, note])
     if ci == "bootstrap":
         replicates = _bootstrap(chosen, prepared, n_bootstrap, bootstrap_method, refit_reward_model, reward_model,
-                                n_folds, random_state, n_jobs)
+                                n_folds, random_state, n_jobs, _fold_groups(prepared.feedback, fold_groups))
         low, high = percentile_interval(replicates, alpha)
         for index, (estimator, row) in enumerate(zip(chosen, rows, strict=True)):
             if estimator.has_interval or dm_bias_bound is not None:
@@ -400,17 +427,21 @@ def evaluate_policy(
     )
 
 
-def _bootstrap(chosen, prepared, n_bootstrap, method, refit, reward_model, n_folds, random_state, n_jobs=None):
+def _bootstrap(chosen, prepared, n_bootstrap, method, refit, reward_model, n_folds, random_state, n_jobs=None,
+               groups=None):
     """(B, n_estimators) replicate values, one shared set of resampling weights for all estimators."""
     rng = np.random.default_rng(random_state)
     if refit:
         # Each replicate refits the cross-fitted reward model on its own resample: a loop over fits, by nature.
+        # The copies of a drawn round share a fold (its label, or the caller's group of it): row-wise folds
+        # would train on one copy and score another.
         feedback, target = prepared.feedback, prepared.target
         replicates = np.full((n_bootstrap, len(chosen)), np.nan)
         for b in range(n_bootstrap):
             rows = rng.integers(0, feedback.n_rounds, feedback.n_rounds)
             resampled = _prepare(feedback.take(rows), target.take(rows), True, reward_model, None, n_folds,
-                                 int(rng.integers(2**31)), 0.05, warn=False)
+                                 int(rng.integers(2**31)), 0.05, warn=False,
+                                 fold_groups=rows if groups is None else groups[rows])
             for index, estimator in enumerate(chosen):
                 replicates[b, index] = estimator.estimate(resampled.inputs).value
         return replicates
@@ -490,6 +521,7 @@ def compare_policies(
     pscore_model="auto",
     n_folds: int = 3,
     random_state: int | None = None,
+    fold_groups=None,
 ) -> PolicyComparison:
     """Estimate every policy in ``targets`` and its uplift over ``targets[baseline]`` on the same logs.
 
@@ -500,6 +532,7 @@ def compare_policies(
 
     ``baseline="logging"`` (when no target has that name) compares with the policy that produced the logs: its
     value is the mean logged reward, exactly unbiased on-policy, with per-round terms ``r_i``.
+    ``fold_groups`` keeps rounds with equal labels in one cross-fitting fold, as in :func:`evaluate_policy`.
     """
     if baseline not in targets and baseline != LOGGING:
         raise ValidationError(
@@ -515,7 +548,7 @@ def compare_policies(
     for name, target in targets.items():
         rewards = None if estimated_rewards is None else estimated_rewards.get(name)
         prepared[name] = _prepare(feedback, target, template.needs_reward_model, reward_model, rewards, n_folds,
-                                  random_state, alpha, pscore_model=None)
+                                  random_state, alpha, pscore_model=None, fold_groups=fold_groups)
     n_candidates = max(len(targets) - 1, 1)
     level = alpha / n_candidates if adjust == "bonferroni" else alpha
     values, differences = [], []

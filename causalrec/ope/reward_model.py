@@ -5,6 +5,12 @@ no round is scored by a model that saw it, which removes the own-observation bia
 add to DR. Folds are stratified on the reward when it is binary. A training split with a single reward class
 (a campaign with a handful of clicks) cannot fit a classifier; that fold falls back to the constant training
 mean, and the result records how many folds did.
+
+"Never scored by a model that saw it" only holds if no other row is the same observation: in a bootstrap
+resample a round appears several times, and row-wise folds would train on one copy and score another (a
+flexible model then memorises the click it is asked to predict). ``groups`` keeps rows with equal labels in one
+fold: the refit bootstrap passes each resampled row's original round, and users can pass user ids so that no
+user is scored by a model trained on their other rounds.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from causalrec.data.feedback import LoggedFeedback
+from causalrec.exceptions import ValidationError
 from causalrec.policy import ActionDistribution
 
 logger = logging.getLogger(__name__)
@@ -67,14 +75,53 @@ def _predict(model, features: sp.csr_matrix, binary: bool) -> np.ndarray:
     return np.asarray(model.predict(features), dtype=np.float64)
 
 
+def group_folds(
+    groups, reward: np.ndarray, n_folds: int, stratify: bool, random_state: int | None = None
+) -> np.ndarray:
+    """Fold index of every row such that rows with equal ``groups`` labels share a fold.
+
+    Groups are shuffled and dealt to the folds in turn; with ``stratify``, groups that contain a positive reward
+    are dealt separately first, so that every fold gets its share of the rare clicks (vectorised: no loop over
+    groups, which matters for a million-row bootstrap).
+    """
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or len(groups) != len(reward):
+        raise ValidationError("groups", f"one label per round, shape ({len(reward)},)", f"shape {groups.shape}",
+                              owner="reward model")
+    missing = np.asarray(pd.isna(groups), dtype=bool)
+    if missing.any():
+        raise ValidationError("groups", "labels without missing values", f"{int(missing.sum())} missing",
+                              int(np.flatnonzero(missing)[0]), owner="reward model")
+    labels, inverse = np.unique(groups, return_inverse=True)
+    if len(labels) < n_folds:
+        raise ValidationError("groups", f"at least n_folds = {n_folds} distinct labels", f"{len(labels)}",
+                              owner="reward model")
+    rng = np.random.default_rng(random_state)
+    stratum = np.zeros(len(labels), dtype=np.int64)
+    if stratify:
+        np.maximum.at(stratum, inverse, (reward > 0).astype(np.int64))
+    fold_of_group = np.empty(len(labels), dtype=np.int64)
+    start = int(rng.integers(n_folds))  # where the dealing starts, so that fold 0 is not always the largest
+    for value in np.unique(stratum):
+        members = rng.permutation(np.flatnonzero(stratum == value))
+        fold_of_group[members] = (start + np.arange(len(members))) % n_folds
+        start = (start + len(members)) % n_folds
+    return fold_of_group[inverse]
+
+
 def cross_fit_rewards(
     feedback: LoggedFeedback,
     target: ActionDistribution,
     model=None,
     n_folds: int = 3,
     random_state: int | None = None,
+    groups=None,
 ) -> RewardPredictions:
-    """Cross-fit ``model`` (a scikit-learn estimator, cloned per fold) and predict ``q_logged`` / ``q_target``."""
+    """Cross-fit ``model`` (a scikit-learn estimator, cloned per fold) and predict ``q_logged`` / ``q_target``.
+
+    ``groups``: optional label per round; rounds with equal labels stay in one fold (copies of one logged round
+    in a bootstrap resample, or one user's rounds).
+    """
     reward = feedback.reward
     binary = bool(np.isin(reward, (0.0, 1.0)).all())
     if model is None:
@@ -83,7 +130,11 @@ def cross_fit_rewards(
     n = feedback.n_rounds
     rows = np.arange(n)
     n_positive = int((reward > 0).sum())
-    if binary and min(n_positive, n - n_positive) >= n_folds:
+    stratify = binary and min(n_positive, n - n_positive) >= n_folds
+    if groups is not None:
+        fold_index = group_folds(groups, reward, n_folds, stratify, random_state)
+        folds = [(np.flatnonzero(fold_index != fold), np.flatnonzero(fold_index == fold)) for fold in range(n_folds)]
+    elif stratify:
         splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
         folds = list(splitter.split(rows, reward))
     else:
