@@ -80,9 +80,9 @@ def group_folds(
 ) -> np.ndarray:
     """Fold index of every row such that rows with equal ``groups`` labels share a fold.
 
-    Groups are shuffled and dealt to the folds in turn; with ``stratify``, groups that contain a positive reward
-    are dealt separately first, so that every fold gets its share of the rare clicks (vectorised: no loop over
-    groups, which matters for a million-row bootstrap).
+    Groups are shuffled and dealt to the folds in turn; with ``stratify``, the groups that contain a positive
+    reward are dealt as one deck and the others as another, so that every fold gets its share of the rare clicks
+    (vectorised: no loop over groups, which matters for a million-row bootstrap).
     """
     groups = np.asarray(groups)
     if groups.ndim != 1 or len(groups) != len(reward):
