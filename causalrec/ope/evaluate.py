@@ -210,6 +210,7 @@ class _Prepared:
     diagnostics: WeightDiagnostics
     reward_model: str | None
     metadata: dict
+    groups: np.ndarray | None = None  # cross-fitting fold labels per round, when the caller gave some
 
 
 def with_estimated_pscore(feedback: LoggedFeedback, pscore_model="auto", random_state=None):
@@ -266,6 +267,7 @@ def _prepare(
     if warn:
         for message in diagnostics.warnings:
             warnings.warn(message, CausalrecWarning, stacklevel=3)
+    groups = _fold_groups(feedback, fold_groups)
     q_logged = q_target = None
     model_name = None
     if needs_rewards:
@@ -273,14 +275,13 @@ def _prepare(
             q_logged, q_target = _rewards_from_array(feedback, target, estimated_rewards)
             model_name = "precomputed"
         else:
-            groups = _fold_groups(feedback, fold_groups)
             predictions = cross_fit_rewards(feedback, target, reward_model, n_folds, random_state, groups=groups)
             q_logged, q_target, model_name = predictions.q_logged, predictions.q_target, predictions.model
             metadata["constant_reward_folds"] = predictions.n_constant_folds
             if groups is not None:
                 metadata["fold_groups"] = int(len(np.unique(groups)))
     inputs = EstimatorInputs(feedback.reward, weight, q_logged, q_target)
-    return _Prepared(feedback, target, inputs, diagnostics, model_name, metadata)
+    return _Prepared(feedback, target, inputs, diagnostics, model_name, metadata, groups)
 
 
 # ------------------------------------------------------------------------------------------- estimates
@@ -406,7 +407,7 @@ def evaluate_policy(
         rows.append([estimator.name, value, se, low, high, note])
     if ci == "bootstrap":
         replicates = _bootstrap(chosen, prepared, n_bootstrap, bootstrap_method, refit_reward_model, reward_model,
-                                n_folds, random_state, n_jobs, _fold_groups(prepared.feedback, fold_groups))
+                                n_folds, random_state, n_jobs)
         low, high = percentile_interval(replicates, alpha)
         for index, (estimator, row) in enumerate(zip(chosen, rows, strict=True)):
             if estimator.has_interval or dm_bias_bound is not None:
@@ -427,15 +428,14 @@ def evaluate_policy(
     )
 
 
-def _bootstrap(chosen, prepared, n_bootstrap, method, refit, reward_model, n_folds, random_state, n_jobs=None,
-               groups=None):
+def _bootstrap(chosen, prepared, n_bootstrap, method, refit, reward_model, n_folds, random_state, n_jobs=None):
     """(B, n_estimators) replicate values, one shared set of resampling weights for all estimators."""
     rng = np.random.default_rng(random_state)
     if refit:
         # Each replicate refits the cross-fitted reward model on its own resample: a loop over fits, by nature.
         # The copies of a drawn round share a fold (its label, or the caller's group of it): row-wise folds
         # would train on one copy and score another.
-        feedback, target = prepared.feedback, prepared.target
+        feedback, target, groups = prepared.feedback, prepared.target, prepared.groups
         replicates = np.full((n_bootstrap, len(chosen)), np.nan)
         for b in range(n_bootstrap):
             rows = rng.integers(0, feedback.n_rounds, feedback.n_rounds)
