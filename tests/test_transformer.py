@@ -90,13 +90,94 @@ def test_scores_are_finite_and_padding_invariant_in_eval_mode(architecture):
 
 def test_repeat_aware_scores_read_older_items_as_counts():
     model = _tiny(max_epochs=1, repeat_aware=True, max_history=4).fit(_cyclic_sequences(40), N_ITEMS)
+    assert model.spec_.repeat_absence
     recent = [0, 1, 2, 3]
     # Same last 4 tokens; item 9 bought many times before them raises its score through the profile term.
+    absence = model.network_.absence_weight.detach().clone()
+    with torch.no_grad():
+        model.network_.absence_weight.zero_()  # the exposure term is tested on its own below
     plain, with_older = model.score([recent, [9] * 6 + recent])
     gates = model.network_.repeat_gate.bias.detach().numpy()
     assert gates[1] > 0
     assert with_older[9] > plain[9]
     np.testing.assert_allclose(np.delete(with_older, 9), np.delete(plain, 9), atol=1e-5)
+    # With the absence term, the 6 older tokens lower every item never bought by a_j (log 11 - log 5), and only
+    # those: the items of the window and item 9 (now in the profile) keep their scores.
+    with torch.no_grad():
+        model.network_.absence_weight.copy_(absence + torch.linspace(0.5, 1.5, N_ITEMS))
+    weights = model.network_.absence_weight.detach().numpy()
+    plain_a, with_older_a = model.score([recent, [9] * 6 + recent])
+    never = np.setdiff1d(np.arange(N_ITEMS), recent + [9])
+    np.testing.assert_allclose(with_older_a[never] - plain_a[never],
+                               (with_older[never] - plain[never]) - weights[never] * (math.log(11) - math.log(5)),
+                               atol=1e-5)
+    np.testing.assert_allclose(with_older_a[recent], with_older[recent], atol=1e-5)
+    assert with_older_a[9] - with_older[9] == pytest.approx(0.0, abs=1e-5)  # read (older), so no penalty
+    assert plain[9] - plain_a[9] == pytest.approx(weights[9] * math.log(5), abs=1e-5)  # unread after 4 tokens
+
+
+def _repeat_network(seed=0, n_items=9, length=6, batch=4):
+    """A repeat-aware network with random (non-zero) repeat, gate and absence weights, plus a matching batch."""
+    from causalrec.models.network import NetworkSpec, RecommenderNetwork
+
+    torch.manual_seed(seed)
+    spec = NetworkSpec(n_items=n_items, hidden_size=8, n_layers=1, n_heads=2, dropout=0.0, max_history=length,
+                       repeat_aware=True, repeat_absence=True)
+    network = RecommenderNetwork(spec).eval()
+    with torch.no_grad():
+        network.repeat_item_weight.normal_()
+        network.absence_weight.uniform_(0.2, 2.0)
+        network.repeat_gate.weight.normal_(std=0.3)
+    rng = np.random.default_rng(seed)
+    history = rng.integers(0, n_items, size=(batch, length))
+    history[0, :2] = n_items  # left padding
+    history[1, :] = n_items  # an empty history
+    history[2] = [1, 1, 2, 1, 3, 2]  # repeats
+    counts = np.zeros((batch, n_items))
+    counts[2, [2, 5]] = [3, 1]  # older purchases of a window item (2) and of an item outside the window (5)
+    counts[3, 0] = 7
+    return network, torch.as_tensor(history), torch.as_tensor(np.log1p(counts), dtype=torch.float32)
+
+
+def test_absence_term_matches_a_brute_force_oracle():
+    network, history, profile = _repeat_network()
+    n_items, length = network.spec.n_items, history.shape[1]
+    hidden = torch.randn(history.shape[0], length + 1, 8)
+    zeros = torch.zeros(history.shape[0], length + 1, n_items)
+    with torch.no_grad():
+        full = network.add_repeat_scores(zeros, history, hidden, profile, every_position=True)
+        weights = network.absence_weight.clone()
+        network.absence_weight.zero_()
+        without = network.add_repeat_scores(zeros, history, hidden, profile, every_position=True)
+    older = np.expm1(profile.numpy())
+    expected = np.zeros_like(full.numpy())
+    for b in range(history.shape[0]):
+        for o in range(length + 1):
+            read = [int(t) for t in history[b, :o] if t < n_items]
+            exposure = math.log1p(len(read) + older[b].sum())
+            for j in range(n_items):
+                if j not in read and older[b, j] == 0:
+                    expected[b, o, j] = -weights[j].item() * exposure
+    np.testing.assert_allclose((full - without).numpy(), expected, atol=1e-5)
+
+
+def test_sampled_and_dense_repeat_scores_agree():
+    """The sampled-BCE path scores given items exactly as the full-softmax path scores the whole catalogue."""
+    network, history, profile = _repeat_network(seed=1)
+    n_items = network.spec.n_items
+    with torch.no_grad():
+        table = network.item_table()
+        hidden, _ = network.encode(history, None, table)
+        outputs = hidden[:, -(history.shape[1] + 1):]
+        dense = network.add_repeat_scores(network.item_logits(outputs, table).float(), history, outputs, profile,
+                                          every_position=True)
+        items = torch.arange(n_items).expand(*outputs.shape[:2], n_items)
+        sampled = (network.item_logits_of(outputs, items, table).float()
+                   + network.repeat_scores_of(items, history, outputs, profile))
+        last = network.add_repeat_scores(network.item_logits(outputs[:, -1], table).float(), history,
+                                         outputs[:, -1], profile, every_position=False)
+    np.testing.assert_allclose(sampled.numpy(), dense.numpy(), atol=1e-5)
+    np.testing.assert_allclose(last.numpy(), dense[:, -1].numpy(), atol=1e-5)
 
 
 def test_save_load_round_trips_bit_exactly(cyclic_model, tmp_path):

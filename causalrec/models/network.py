@@ -58,6 +58,9 @@ class NetworkSpec:
     n_slots: int = 1
     n_tasks: int = 0
     repeat_aware: bool = False
+    # The "never bought despite many chances" term of repeat-aware models (see ``add_repeat_scores``); False in
+    # configs saved before it existed, so that those models load and score as they did.
+    repeat_absence: bool = False
     attn_implementation: str = "sdpa"
 
     def __post_init__(self) -> None:
@@ -145,6 +148,8 @@ class RecommenderNetwork(nn.Module):
             nn.init.zeros_(self.repeat_gate.weight)
             nn.init.constant_(self.repeat_gate.bias, 1.0)
             self.repeat_item_weight = nn.Parameter(torch.zeros(2, spec.n_items))
+            if spec.repeat_absence:
+                self.absence_weight = nn.Parameter(torch.zeros(spec.n_items))
         self.bos = nn.Parameter(torch.randn(hidden) * 0.02)
         self.token_type = nn.Embedding(len(_TOKEN_TYPES), hidden)
         nn.init.normal_(self.token_type.weight, std=0.02)
@@ -247,6 +252,13 @@ class RecommenderNetwork(nn.Module):
         repeat terms are what strong next-basket models add (RepeatNet, Ren et al. AAAI 2019; ReCANet,
         Ariannezhad et al. SIGIR 2022).
 
+        With ``spec.repeat_absence`` a third term lowers items the user has not bought although they had many
+        chances: ``- a_j log(1 + m) [j never read]``, ``m`` the number of tokens read so far (window and older
+        profile), ``a_j`` learned per item. A household that bought no milk in 40 baskets will not buy it in the
+        next one, while the popularity in ``item_bias`` is learned mostly from positions with short histories;
+        the log form is the decay of a beta-binomial first-purchase probability. (Complete Journey, seed 0,
+        validation NDCG@10: full softmax 0.2693 -> 0.2776, sampled BCE 0.2786 -> 0.2791.)
+
         ``logits`` / ``hidden`` are ``(B, T + 1, ...)`` for the outputs at [BOS, x_1 .. x_T] when
         ``every_position`` (output ``o`` has read the first ``o`` history slots), else ``(B, ...)`` for the
         output after the whole history. The token term is scattered onto the history's items only, so its cost
@@ -258,23 +270,37 @@ class RecommenderNetwork(nn.Module):
         if single:
             logits, hidden = logits[:, None], hidden[:, None]
         gates = self.repeat_gate(hidden).float()  # (B, O, 2)
-        if profile is not None and profile.shape[-1]:
+        has_profile = profile is not None and profile.shape[-1] > 0
+        if has_profile:
             older = profile[:, None, :].float()
             logits = torch.addcmul(logits + self.repeat_item_weight[1].float() * older, gates[..., 1:2], older)
+        if self.spec.repeat_absence:
+            # Every item loses a_j * exposure; items already read get it back (older ones here, window tokens
+            # through the scatter below, once per item at its first occurrence).
+            exposure = self._exposure(history, profile, every_position)  # (B, O)
+            absent_everywhere = exposure[..., None] * self.absence_weight.float()
+            if has_profile:
+                absent_everywhere = absent_everywhere * (older <= 0)
+            logits = logits - absent_everywhere
         if length:
             real = history != self.pad_index
             same = (history[:, :, None] == history[:, None, :]) & real[:, None, :]
             earlier = torch.ones(length, length, dtype=torch.bool, device=history.device).tril()
             occurrence = (same & earlier).sum(-1).clamp(min=1)  # this token is the k-th occurrence of its item
             increment = torch.log1p(1.0 / occurrence.float()) * real  # log(1 + k) - log(k): sums to log(1 + n)
-            per_item = self.repeat_item_weight[0][history.clamp(max=n_items - 1)].float()  # (B, T)
-            weight = gates[..., 0:1] + per_item[:, None, :]
+            items = history.clamp(max=n_items - 1)
+            per_item = self.repeat_item_weight[0][items].float()  # (B, T)
+            contribution = (gates[..., 0:1] + per_item[:, None, :]) * increment[:, None, :]  # (B, O, T)
+            if self.spec.repeat_absence:
+                first = real & (occurrence == 1)
+                if has_profile:
+                    first = first & (profile.float().gather(1, items) <= 0)
+                returned = self.absence_weight.float()[items] * first  # (B, T)
+                contribution = contribution + exposure[..., None] * returned[:, None, :]
             if every_position:
                 visible = (torch.arange(length, device=history.device)[None, :]
                            < torch.arange(length + 1, device=history.device)[:, None])
-                contribution = weight * (increment[:, None, :] * visible[None])
-            else:
-                contribution = weight * increment[:, None, :]
+                contribution = contribution * visible[None]
             # Padding slots add exactly zero (their increment is 0), so they may point at any item.
             index = history.clamp(max=n_items - 1)[:, None, :].expand(-1, logits.shape[1], -1)
             logits = logits.scatter_add(-1, index, contribution.to(logits.dtype))
@@ -291,10 +317,27 @@ class RecommenderNetwork(nn.Module):
         count = (matches & (real[:, None, :] & visible[None])[:, :, None, :]).sum(-1)
         gates = self.repeat_gate(hidden).float()[..., None, :]  # (B, O, 1, 2)
         scores = (gates[..., 0] + self.repeat_item_weight[0][items].float()) * torch.log1p(count.float())
+        read = count > 0
         if profile is not None and profile.shape[-1]:
             older = profile.float().gather(1, items.reshape(items.shape[0], -1)).reshape(items.shape)
             scores = scores + (gates[..., 1] + self.repeat_item_weight[1][items].float()) * older
+            read = read | (older > 0)
+        if self.spec.repeat_absence:
+            exposure = self._exposure(history, profile, every_position=True)  # (B, O)
+            scores = scores - exposure[..., None] * self.absence_weight[items].float() * ~read
         return scores
+
+    def _exposure(self, history: torch.Tensor, profile: torch.Tensor | None, every_position: bool) -> torch.Tensor:
+        """``log(1 + tokens read)`` at each output: ``(B, T + 1)`` when ``every_position`` (output ``o`` has
+        read ``o`` history slots), else ``(B, 1)``; older tokens (``profile_j = log(1 + count_j)``) count too."""
+        real = (history != self.pad_index).float()
+        if every_position:
+            read = torch.cat([real.new_zeros(real.shape[0], 1), real.cumsum(1)], dim=1)
+        else:
+            read = real.sum(1, keepdim=True)
+        if profile is not None and profile.shape[-1]:
+            read = read + torch.expm1(profile.float()).sum(-1, keepdim=True)
+        return torch.log1p(read)
 
     def last_item_logits(self, history: torch.Tensor, context: torch.Tensor | None,
                          profile: torch.Tensor | None = None) -> torch.Tensor:

@@ -251,9 +251,9 @@ class TransformerRecommender(_TransformerEstimator):
         (SASRec's original objective, kept for comparison).
     repeat_aware : bool
         Add an explicit re-consumption term to the next-item scores (how often each item occurs in the history,
-        weighted by a learned gate and a per-item repeat propensity; see
-        :meth:`causalrec.models.network.RecommenderNetwork.add_repeat_scores`). Re-purchase is most of grocery
-        demand; set False for catalogues where items are consumed once.
+        weighted by a learned gate and a per-item repeat propensity, and a per-item penalty for items never
+        bought in a long history; see :meth:`causalrec.models.network.RecommenderNetwork.add_repeat_scores`).
+        Re-purchase is most of grocery demand; set False for catalogues where items are consumed once.
     targets_per_position : int
         With baskets, every position is supervised with up to this many items of the next basket at once (a
         fresh random draw every epoch). 1 ranked slightly better on Complete Journey than 8 in one exploratory
@@ -404,7 +404,7 @@ class TransformerRecommender(_TransformerEstimator):
             n_items=n_items, architecture=self.architecture, hidden_size=self.hidden_size, n_layers=self.n_layers,
             n_heads=self.n_heads, dropout=self.dropout, max_history=self.max_history, n_context_features=n_context,
             context_groups=tuple(map(tuple, _group_columns(_default_groups(n_context, self.max_context_tokens)))),
-            item_feature_dim=item_feature_dim, repeat_aware=self.repeat_aware,
+            item_feature_dim=item_feature_dim, repeat_aware=self.repeat_aware, repeat_absence=self.repeat_aware,
             attn_implementation=self.attn_implementation,
         )
         tables = build_sequence_tables(sequences, baskets, self.max_history, self.max_windows_per_user,
