@@ -161,6 +161,19 @@ def test_absence_term_matches_a_brute_force_oracle():
     np.testing.assert_allclose((full - without).numpy(), expected, atol=1e-5)
 
 
+def test_configs_saved_before_the_absence_term_still_load():
+    """A saved spec without ``repeat_absence`` rebuilds the network it was saved from (no absence weights)."""
+    from dataclasses import asdict
+
+    from causalrec.models.network import NetworkSpec, RecommenderNetwork
+
+    old = RecommenderNetwork(NetworkSpec(n_items=9, hidden_size=8, n_layers=1, n_heads=2, repeat_aware=True))
+    saved = {k: v for k, v in asdict(old.spec).items() if k != "repeat_absence"}
+    rebuilt = RecommenderNetwork(NetworkSpec.from_dict(saved))
+    assert not rebuilt.spec.repeat_absence and not hasattr(rebuilt, "absence_weight")
+    rebuilt.load_state_dict(old.state_dict(), strict=True)
+
+
 def test_sampled_and_dense_repeat_scores_agree():
     """The sampled-BCE path scores given items exactly as the full-softmax path scores the whole catalogue."""
     network, history, profile = _repeat_network(seed=1)
