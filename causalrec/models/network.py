@@ -302,7 +302,7 @@ class RecommenderNetwork(nn.Module):
                            < torch.arange(length + 1, device=history.device)[:, None])
                 contribution = contribution * visible[None]
             # Padding slots add exactly zero (their increment is 0), so they may point at any item.
-            index = history.clamp(max=n_items - 1)[:, None, :].expand(-1, logits.shape[1], -1)
+            index = items[:, None, :].expand(-1, logits.shape[1], -1)
             logits = logits.scatter_add(-1, index, contribution.to(logits.dtype))
         return logits[:, 0] if single else logits
 
