@@ -91,11 +91,22 @@ def seeded_torch(random_state: int | None, device: torch.device) -> Iterator[Non
 
     Dropout and parameter initialisation draw from the global generators; forking them keeps a fit
     deterministic for a given ``random_state`` without changing the random stream of the calling program.
+    On CPU the fit also runs with ``torch.use_deterministic_algorithms``: with more than one thread some
+    backward kernels accumulate in a varying order, and two identical fits drifted apart (a tuning choice of the
+    2.5x Complete Journey benchmark flipped between two runs); the deterministic kernels cost no measurable time
+    there. On GPU the fast kernels are kept, so GPU fits are reproducible only up to CUDA's atomic adds.
     """
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(0 if random_state is None else int(random_state))
-        yield
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        if device.type == "cpu" and not deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0 if random_state is None else int(random_state))
+            yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
 # ---------------------------------------------------------------------------------------------- configuration
