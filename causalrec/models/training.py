@@ -91,10 +91,11 @@ def seeded_torch(random_state: int | None, device: torch.device) -> Iterator[Non
 
     Dropout and parameter initialisation draw from the global generators; forking them keeps a fit
     deterministic for a given ``random_state`` without changing the random stream of the calling program.
-    On CPU the fit also runs with ``torch.use_deterministic_algorithms``: with more than one thread some
-    backward kernels accumulate in a varying order, and two identical fits drifted apart (a tuning choice of the
-    2.5x Complete Journey benchmark flipped between two runs); the deterministic kernels cost no measurable time
-    there. On GPU the fast kernels are kept, so GPU fits are reproducible only up to CUDA's atomic adds.
+    On CPU the fit also runs with ``torch.use_deterministic_algorithms``: with more than one thread some backward
+    kernels accumulate in a varying order, and two identical fits drifted apart (a tuning choice of the 2.5x
+    Complete Journey benchmark flipped between two runs). The deterministic kernels cost no measurable time there
+    and make a fit bit-reproducible for a given thread count (another count may still round differently). On GPU
+    the fast kernels are kept, so GPU fits are reproducible only up to CUDA's atomic adds.
     """
     devices = [device.index or 0] if device.type == "cuda" else []
     deterministic = torch.are_deterministic_algorithms_enabled()
