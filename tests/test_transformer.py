@@ -7,7 +7,11 @@ padding, files round-trip bit-exactly, a resumed run equals an uninterrupted one
 
 import json
 import math
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -529,3 +533,38 @@ def test_next_basket_loss_is_the_mean_cross_entropy_over_the_basket_targets():
         flat_logits = logits[:, :, None, :].expand(-1, -1, targets.shape[-1], -1).reshape(-1, N_ITEMS)
         manual = torch.nn.functional.cross_entropy(flat_logits, targets.reshape(-1), ignore_index=IGNORE_INDEX)
     assert loss.item() == pytest.approx(manual.item(), rel=1e-5)
+
+
+def test_throughput_benchmark_runs_with_only_the_gpu_image_packages(tmp_path):
+    """The GPU measurement is run on a machine whose Python has PyTorch and transformers but no LightGBM, EconML or
+    DoWhy: the benchmark must not import them. Oracle for the numbers: an untrained model's full-softmax loss is
+    about log(n_items) (uniform guess), and a rate is the positions counted over the seconds measured."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "throughput.json"
+    blocker = (
+        "import importlib.abc, runpy, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('lightgbm', 'econml', 'dowhy'):\n"
+        "            raise ImportError('not on the GPU image: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    n_items = 300
+    command = [sys.executable, "-c", blocker, str(root / "benchmarks" / "transformer_throughput.py"),
+               "--users", "120", "--items", str(n_items), "--length", "30", "--steps", "2", "--reference-steps", "2",
+               "--warmup", "1", "--threads", "1", "--device", "cpu", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    payload = json.loads(out.read_text())
+    assert payload["device_kind"] == "cpu" and payload["gpu_measurement_owed"] is True
+    assert payload["targets"]["positions_per_second_met"] is None  # GPU targets are not judged on CPU
+    for result in payload["configurations"].values():
+        assert abs(result["mean_loss"] - math.log(n_items)) < 0.5
+        assert result["positions_per_second"] == pytest.approx(result["supervised_positions"] / result["seconds"])
+        assert result["supervised_positions"] > 0
+    fast, reference = payload["configurations"]["fast_path"], payload["configurations"]["reference_eager_fp32_batch128"]
+    assert payload["speedup_fast_over_reference"] == pytest.approx(
+        fast["positions_per_second"] / reference["positions_per_second"])
