@@ -83,10 +83,12 @@ def test_purchase_sequences_order_split_and_filters():
 def test_purchase_sequences_item_cap_and_validation():
     data = cj.purchase_sequences(min_item_count=1, max_items=2, transactions=_transactions(), min_baskets=3)
     assert data.item_ids.tolist() == [100, 101]  # the two most bought products
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as error:
         cj.purchase_sequences(min_item_count=0)
-    with pytest.raises(ValidationError):
+    assert error.value.field == "min_item_count"
+    with pytest.raises(ValidationError, match="basket_id") as error:
         cj.purchase_sequences(transactions=_transactions().drop(columns="basket_id"))
+    assert error.value.field == "transactions"
 
 
 def test_purchase_sequences_on_the_shipped_data():

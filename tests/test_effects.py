@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lightgbm import LGBMClassifier
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr
 
 from causalrec.data.simulate import make_world
 from causalrec.effects import (
@@ -101,7 +101,13 @@ def test_result_is_a_serialisable_statsmodels_style_object(default_result):
                                                                   "t_learner", "x_learner"}
     assert default_result.selection.reason.startswith("highest held-out R-score")
     low, high = default_result.cate_interval()
-    assert np.all(low <= high) and np.isfinite(low).all()
+    assert np.isfinite(low).all() and np.isfinite(high).all()
+    # Normal intervals centred on the CATE: the 95% band is z(0.975) / z(0.84) times as wide as the 68% band
+    # (so ``alpha`` reaches EconML), and both are centred on ``cate()``.
+    narrow_low, narrow_high = default_result.cate_interval(alpha=0.32)
+    np.testing.assert_allclose((high - low) / (narrow_high - narrow_low), norm.ppf(0.975) / norm.ppf(0.84))
+    np.testing.assert_allclose((low + high) / 2, default_result.cate(), atol=1e-12)
+    assert (high - low).min() > 0
 
 
 @pytest.mark.filterwarnings("ignore::causalrec.exceptions.CausalrecWarning")
@@ -241,6 +247,10 @@ def test_use_ray_without_ray_says_how_to_install_it():
 def test_use_ray_distributes_cross_fitting():
     pytest.importorskip("ray")
     rows = make_world(random_state=1, **WORLD).sample_exposure(800, random_state=1)
-    result = estimate_effect(rows, treatment="treatment", outcome="outcome", confounders=FEATURES,
-                             estimator="linear_dml", use_ray=True, random_state=0)
-    assert np.isfinite(result.ate)
+    options = dict(treatment="treatment", outcome="outcome", confounders=FEATURES, estimator="linear_dml",
+                   random_state=0)
+    distributed = estimate_effect(rows, use_ray=True, **options)
+    local = estimate_effect(rows, use_ray=False, **options)
+    # Ray only moves the cross-fitting folds to workers: the seeded folds and fits, hence the estimate, are the same.
+    assert distributed.ate == pytest.approx(local.ate, rel=1e-6)
+    assert distributed.ate_interval[0] <= rows["true_effect"].mean() <= distributed.ate_interval[1]

@@ -31,6 +31,7 @@ def test_uplift_command_writes_json_and_report(tmp_path):
     assert payload["effect"]["estimator"] == "linear_dr"
     low, high = payload["effect"]["ate_interval"]
     assert low < payload["effect"]["ate"] < high
+    assert low <= logs["true_effect"].mean() <= high  # the simulator's true average effect of exposure
     assert {row["metric"] for row in payload["uplift_metrics"]} == {"auuc", "qini_coefficient", "uplift_at_0.3"}
     assert payload["n_holdout_rows"] + payload["n_fit_rows"] == len(logs)
     report = json.loads((tmp_path / "report" / "report.json").read_text())

@@ -50,11 +50,15 @@ def test_features_recover_a_logistic_observation_model():
 
 def test_popularity_and_clipping():
     users, items = np.array([0, 0, 0, 1]), np.array([0, 1, 2, 0])
-    estimate = estimate_observation_propensities(users, items, 3, 3, method="popularity", clip=0.5, warn=False)
-    # p = n_u n_i / n_obs: user 0 has 3, user 1 has 1; item 0 has 2, items 1-2 have 1.
-    np.testing.assert_allclose(estimate.propensity, [1.0, 0.75, 0.75, 0.5])
-    assert estimate.diagnostics["n_clipped"] == 0
-    assert isinstance(estimate, ObservationPropensityEstimate)
+    # p = min(n_u n_i / n_obs, 1): user 0 has 3, user 1 has 1; item 0 has 2, items 1-2 have 1.
+    plain = estimate_observation_propensities(users, items, 3, 3, method="popularity", clip=None, warn=False)
+    np.testing.assert_allclose(plain.propensity, [1.0, 0.75, 0.75, 0.5])
+    # A floor of 0.6 lifts the one propensity below it (user 1, item 0) and counts it.
+    clipped = estimate_observation_propensities(users, items, 3, 3, method="popularity", clip=0.6, warn=False)
+    np.testing.assert_allclose(clipped.propensity, [1.0, 0.75, 0.75, 0.6])
+    assert clipped.diagnostics["n_clipped"] == 1
+    assert clipped.diagnostics["inverse_mass_ratio"] == pytest.approx((1 + 2 / 0.75 + 1 / 0.6) / 9)
+    assert isinstance(clipped, ObservationPropensityEstimate)
 
 
 @pytest.mark.parametrize(

@@ -47,8 +47,9 @@ def test_scikit_learn_conventions_and_determinism():
     first = clone(model).fit(cells, truth.ravel()[::3]).predict(cells)
     second = clone(model).fit(cells, truth.ravel()[::3]).predict(cells)
     np.testing.assert_array_equal(first, second)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="fitted") as error:
         MatrixFactorization().predict(cells)  # not fitted
+    assert error.value.field == "model"
 
 
 def test_a_common_factor_of_the_weights_changes_nothing():
@@ -166,5 +167,7 @@ def test_coat_propensity_weighting_beats_naive_training(coat):
         model = MatrixFactorization(n_factors=16, l2=0.3, weighting=weighting, rating_range=(1, 5), random_state=0)
         model.fit(cells, ratings, propensity, n_users=coat.n_users, n_items=coat.n_items)
         mse[weighting] = float(np.mean((model.predict(test_cells) - test_ratings) ** 2))
+    # Published reference (Schnabel et al., "Recommendations as Treatments", ICML 2016, Table 2, Coat MSE):
+    # MF-IPS 1.093, MF-Naive 1.202. IPS training must reach about the published MSE and keep most of its gain.
     assert mse["ips"] <= 1.10
     assert mse["naive"] - mse["ips"] >= 0.08

@@ -108,12 +108,15 @@ def test_ece_oracles_calibrated_and_miscalibrated_predictors():
 
 
 def test_calibration_inputs_are_validated():
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as error:
         log_loss([0, 2], [0.5, 0.5])
-    with pytest.raises(ValidationError):
+    assert error.value.field == "y_true"
+    with pytest.raises(ValidationError) as error:
         expected_calibration_error([0, 1], [0.5, 1.5])
-    with pytest.raises(ValidationError):
+    assert error.value.field == "probability"
+    with pytest.raises(ValidationError) as error:
         expected_calibration_error([0, 1], [0.5, 0.5], strategy="other")
+    assert error.value.field == "strategy"
 
 
 def test_summarize_runs_mean_and_sample_std():

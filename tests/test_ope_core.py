@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import Memoriser
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from causalrec import (
@@ -18,6 +19,7 @@ from causalrec import (
     simulate,
 )
 from causalrec.ope.evaluate import unsupported_mass
+from causalrec.ope.reward_model import cross_fit_rewards
 
 
 class ActionValueModel(BaseEstimator, RegressorMixin):
@@ -77,17 +79,6 @@ def test_result_objects_print_and_serialise(small):
     assert dm["se"] is None and dm["ci_low"] is None  # DM: no interval; NaN becomes JSON null
     assert list(result.to_frame().columns[:5]) == ["estimator", "value", "se", "ci_low", "ci_high"]
     assert "dr" in result.summary()
-
-
-class Memoriser(BaseEstimator, RegressorMixin):
-    """Predicts 1 for a feature row it was trained on and 0 otherwise: any leak across folds shows as a 1."""
-
-    def fit(self, features, reward):
-        self.seen_ = {tuple(row) for row in features.toarray().round(12)}
-        return self
-
-    def predict(self, features):
-        return np.array([1.0 if tuple(r) in self.seen_ else 0.0 for r in features.toarray().round(12)])
 
 
 def distinct_rounds(n=30, seed=0):
@@ -167,15 +158,36 @@ def test_single_class_folds_fall_back_to_the_training_mean():
     world = simulate.make_world(n_users=50, n_items=5, n_positions=1, random_state=0)
     logs = world.sample_logs(300, random_state=0)
     reward = np.zeros(300)
-    reward[7] = 1.0  # one click: every training split but one is single-class
+    reward[7] = 1.0  # one click
     logs = LoggedFeedback(
         action=logs.action, reward=reward, pscore=logs.pscore, context=logs.context, n_actions=logs.n_actions
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CausalrecWarning)
         result = evaluate_policy(logs, policy.uniform_random(300, 5), n_folds=3, random_state=0)
-    assert result.metadata["constant_reward_folds"] >= 1
+    # Stratification needs a click per fold, so folds are plain: the one fold that holds the click out trains on
+    # zeros only.
+    assert result.metadata["constant_reward_folds"] == 1
     assert all(np.isfinite(e.value) for e in result.estimates)
+
+
+@pytest.mark.parametrize(("common", "odd"), [(0.0, 1.0), (1.0, 0.0)])
+def test_single_class_fold_predicts_its_training_mean_for_exactly_its_rounds(common, odd):
+    """The fold whose held-out rounds contain the only odd outcome trains on one class: its rounds (and only
+    they) get that training mean, logged and under the target; the other folds are fitted models."""
+    world = simulate.make_world(n_users=50, n_items=5, n_positions=1, random_state=0)
+    logs = world.sample_logs(300, random_state=0)
+    reward = np.full(300, common)
+    reward[7] = odd
+    feedback = LoggedFeedback(action=logs.action, reward=reward, pscore=logs.pscore, context=logs.context,
+                              n_actions=logs.n_actions)
+    predictions = cross_fit_rewards(feedback, policy.uniform_random(300, 5), n_folds=3, random_state=0)
+    assert predictions.n_constant_folds == 1
+    constant = predictions.q_logged == common
+    assert constant[7] and constant.sum() == 100  # the odd round's fold, a third of the rounds
+    np.testing.assert_array_equal(predictions.q_target[constant], common)
+    fitted = predictions.q_logged[~constant]
+    assert ((fitted > 0) & (fitted < 1)).all()  # a classifier saw both classes there
 
 
 def test_low_effective_sample_size_warns_before_the_estimate():

@@ -70,7 +70,7 @@ def test_plan_from_an_offline_selection(tmp_path):
     payload = json.loads(out.read_text())
     assert payload["effect"]["policy"] == "model_0" and payload["effect"]["method"] == "empirical_bayes"
     assert payload["design"]["settings"]["metric_parameters"]["baseline_rate"] == 0.05  # from the estimates
-    assert payload["assurance"] is not None
+    assert 0 < payload["assurance"] < 1  # a probability of success, not a certainty
     assert (report_dir / "report.html").exists()
     picked = runner.invoke(app, ["plan", "--from-json", str(selection_file(tmp_path)), "--policy", "model_1",
                                  "--baseline", "0.05", "--json", str(out)])

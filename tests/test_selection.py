@@ -6,17 +6,20 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import Memoriser
 from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from causalrec import CausalrecWarning, ValidationError, policy, simulate
+from causalrec import CausalrecWarning, LoggedFeedback, ValidationError, policy, simulate
+from causalrec.ope.reward_model import design_matrix
 from causalrec.selection import (
     Candidate,
     default_candidates,
     ensemble_candidate,
     exploration_candidate,
     mmr_candidate,
+    reward_model_candidate,
     select_models,
 )
 
@@ -82,12 +85,16 @@ def test_no_significant_winner_is_stated_when_the_bound_is_not_above_zero():
     world = simulate.make_world(n_users=100, n_items=10, random_state=2)
     logs = world.sample_logs(300, random_state=0)
     rng = np.random.default_rng(1)
-    board = select_models([Candidate("x", rng.random((300, 10))), Candidate("y", rng.random((300, 10)))], logs,
-                          estimator="ips")
-    if board.table["uplift_lcb"].max() <= 0:
-        assert board.winner is None and board.decision.startswith("no significant winner")
-    else:
-        assert board.winner == board.table.loc[board.table["uplift_lcb"].idxmax(), "candidate"]
+    candidates = [Candidate("x", rng.random((300, 10))), Candidate("y", rng.random((300, 10)))]
+    board = select_models(candidates, logs, estimator="ips")
+    # Ground truth: ranking by random scores is worse than the logging policy on these very rows.
+    mu, users, slots = world.expected_reward(), logs.user_id, logs.position
+    logging_value = np.mean(np.sum(world.logging_prob[users] * mu[users, :, slots], axis=1))
+    for candidate in candidates:
+        ranking = policy.greedy_top_k(candidate.scores, world.n_positions)
+        assert world.policy_value(ranking, users=users, positions=slots) - logging_value < -0.02
+    assert (board.table["uplift_lcb"] <= 0).all()
+    assert board.winner is None and board.decision.startswith("no significant winner")
 
 
 def test_accuracy_metrics_match_sklearn_and_hand_computation():
@@ -169,6 +176,20 @@ def test_causal_precision_from_exposure_logs_prefers_ranking_by_effect():
     assert abs(estimate - truth) < 4 * table.loc["by-effect", "causal_precision@5_se"]
 
 
+def test_reward_model_candidates_score_every_round_with_a_model_that_did_not_see_it():
+    rng = np.random.default_rng(0)
+    n = 45
+    feedback = LoggedFeedback(action=rng.integers(0, 3, n), reward=rng.integers(0, 2, n).astype(float),
+                              pscore=np.full(n, 1 / 3), context=rng.normal(size=(n, 2)), n_actions=3)
+    # The memoriser returns 1 on any (context, item, slot) row it was trained on: an in-sample fit would score
+    # every logged item 1; cross-fitted, every score is 0.
+    in_sample = Memoriser().fit(design_matrix(feedback, np.arange(n), feedback.action, feedback.position), None)
+    assert in_sample.predict(design_matrix(feedback, np.arange(n), feedback.action, feedback.position)).all()
+    candidate = reward_model_candidate("memoriser", feedback, Memoriser(), random_state=0)
+    assert candidate.scores.shape == (n, 3)
+    np.testing.assert_array_equal(candidate.scores, 0.0)
+
+
 @pytest.mark.slow
 def test_transformer_candidates_are_cross_fitted_click_models_with_a_softmax_variant():
     from causalrec.selection import transformer_candidates
@@ -179,6 +200,9 @@ def test_transformer_candidates_are_cross_fitted_click_models_with_a_softmax_var
     assert [c.name for c in field] == ["transformer", "transformer+softmax0.1"]
     scores = field[0].scores
     assert scores.shape == (600, 6) and np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()
+    # Cross-fitted like every reward-model candidate (reward_model_candidate, checked with a memoriser above), and
+    # calibrated: the logged items' mean predicted click probability is the click rate.
+    assert scores[np.arange(600), logs.action].mean() == pytest.approx(logs.reward.mean(), abs=0.02)
     np.testing.assert_allclose(field[1].policy.to_dense().sum(axis=1), 1.0)
     board = select_models(field, logs, estimator="ips")
     assert set(board.table["candidate"]) == {"transformer", "transformer+softmax0.1"}

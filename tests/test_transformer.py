@@ -410,9 +410,18 @@ def test_click_model_reads_the_design_matrix_layout(simulated_logs):
     by_action = model.score_actions(logs.context[rows], position=0)
     at_slot0 = logs.position[rows] == 0
     np.testing.assert_allclose(by_matrix[at_slot0], by_action[rows, logs.action[rows]][at_slot0], rtol=1e-5)
-    assert model.recommend(logs.context[:3], k=2).shape == (3, 2)
+    # recommend and the greedy policy rank all actions by the probabilities predict_proba gives for the design
+    # rows of (context, every action, slot 0).
+    every_action = np.tile(np.arange(logs.n_actions), 3)
+    grid = design_matrix(logs, np.repeat(np.arange(3), logs.n_actions), every_action, np.zeros(3 * logs.n_actions, int))
+    probabilities = model.predict_proba(grid)[:, 1].reshape(3, logs.n_actions)
+    top = model.recommend(logs.context[:3], k=2)
+    np.testing.assert_array_equal(top, np.argsort(-probabilities, axis=1, kind="stable")[:, :2])
     greedy = model.policy(logs.context[:3], n_positions=2)
     assert greedy.n_rounds == 3 and greedy.n_positions == 2
+    for slot in (0, 1):
+        rounds, actions, probs = greedy.support(np.full(3, slot))
+        assert rounds.tolist() == [0, 1, 2] and actions.tolist() == top[:, slot].tolist() and (probs == 1).all()
 
 
 def test_click_model_as_reward_model_in_evaluate_policy(simulated_logs):
