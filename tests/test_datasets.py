@@ -603,15 +603,18 @@ def test_hillstrom_treatments_and_covariates():
 # ---------------------------------------------------------------------------------------------- KuaiRec
 @pytest.mark.data
 def test_kuairec_random83_is_fully_observed():
-    _shared_folder("kuairec-random83")
+    folder = _shared_folder("kuairec-random83")
     subset = load_kuairec_random83()
+    # Independent count from the raw file (plain text parsing, not the loader).
+    lines = (folder / "random.txt").read_text().split()
+    raw_videos = {line.split(",")[1] for line in lines if line[0].isdigit()}
     assert subset.watch_ratio.shape == (1411, 83) and subset.candidate_video.shape == (1411, 83)
     assert np.isfinite(subset.watch_ratio).all() and (subset.watch_ratio >= 0).all()
     assert len(subset.ratings) == 1411 * 83
     assert (np.diff(subset.user_ids) > 0).all() and (np.diff(subset.video_ids) > 0).all()
     # Each user's 83 candidates are distinct videos; the sets differ between users (2,519 videos in all).
     assert all(len(np.unique(row)) == 83 for row in subset.candidate_video)
-    assert subset.n_videos == 2519
+    assert subset.n_videos == len(raw_videos) == 2519
     ratings = subset.ratings
     np.testing.assert_array_equal(subset.user_ids[ratings["user"].to_numpy()], ratings["user_id"])
     np.testing.assert_array_equal(subset.video_ids[ratings["video"].to_numpy()], ratings["video_id"])
