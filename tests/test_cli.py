@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -62,6 +65,28 @@ def test_evaluate_from_parquet_files_writes_the_json_contract(tmp_path):
     truth = world.policy_value(policy.softmax(world.relevance, 1.0, 2))
     ips = payload["estimates"][0]
     assert abs(ips["value"] - truth) < 4 * ips["se"]
+
+
+def test_evaluate_states_a_reliability_warning_once_and_before_the_estimates(tmp_path):
+    """Run as a user runs it (a subprocess, where Python's own warning output reaches the terminal): the
+    low-ESS warning heads the summary and is not printed a second time by the warnings machinery."""
+    import pandas as pd
+
+    world = simulate.make_world(n_users=200, n_items=30, n_positions=1, logging_epsilon=0.01, random_state=1)
+    logs = world.sample_logs(3000, random_state=0)
+    logs.to_parquet(tmp_path / "logs.parquet")
+    worst = np.argmax(-world.logging_scores[logs.user_id], axis=1)  # what the logger almost never shows
+    pd.DataFrame({"round": np.arange(3000), "action": worst, "position": 0, "prob": 1.0}).to_parquet(
+        tmp_path / "target.parquet")
+    finished = subprocess.run(
+        [sys.executable, "-c", "from causalrec.cli import main; main()", "evaluate", "--logs",
+         str(tmp_path / "logs.parquet"), "--target", str(tmp_path / "target.parquet"), "--estimators", "ips"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    output = finished.stdout + finished.stderr
+    assert output.count("effective sample size") == 1
+    assert output.index("WARNING: effective sample size") < output.index("estimator")
 
 
 def test_evaluate_keeps_each_user_in_one_fold_on_request(tmp_path):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import typer
 
 from causalrec.cli._common import console, fail, parse_list, write_json
-from causalrec.exceptions import ValidationError
+from causalrec.exceptions import CausalrecWarning, ValidationError
 
 
 def evaluate(
@@ -40,43 +41,50 @@ def evaluate(
     from causalrec.data.feedback import LoggedFeedback
     from causalrec.ope import evaluate_policy
 
-    try:
-        if dataset is not None:
-            if dataset.lower() != "obd":
-                raise fail(f"unknown --dataset {dataset!r}; available: obd")
-            if fold_groups is not None:
-                raise fail("--fold-groups needs --logs (the Open Bandit sample has no user ids)")
-            from causalrec.ope.open_bandit import evaluate_open_bandit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CausalrecWarning)
+        try:
+            if dataset is not None:
+                if dataset.lower() != "obd":
+                    raise fail(f"unknown --dataset {dataset!r}; available: obd")
+                if fold_groups is not None:
+                    raise fail("--fold-groups needs --logs (the Open Bandit sample has no user ids)")
+                from causalrec.ope.open_bandit import evaluate_open_bandit
 
-            outcome = evaluate_open_bandit(
-                campaign=campaign, behavior=behavior, evaluation=evaluation, estimators=parse_list(estimators),
-                alpha=alpha, random_state=seed, ci=ci, n_bootstrap=n_bootstrap, bootstrap_method=bootstrap_method,
-                dm_bias_bound=dm_bias_bound,
-            )
-            result = outcome.result
-            payload = {k: v for k, v in outcome.to_dict().items() if k != "result"}
-            payload.update(result.to_dict())
-        else:
-            if logs is None or target is None:
-                raise fail("give --logs and --target, or --dataset")
-            feedback = LoggedFeedback.from_parquet(logs)
-            target_frame = pd.read_parquet(target)
-            groups = None
-            if fold_groups is not None:
-                import pyarrow.parquet as pq
+                outcome = evaluate_open_bandit(
+                    campaign=campaign, behavior=behavior, evaluation=evaluation, estimators=parse_list(estimators),
+                    alpha=alpha, random_state=seed, ci=ci, n_bootstrap=n_bootstrap, bootstrap_method=bootstrap_method,
+                    dm_bias_bound=dm_bias_bound,
+                )
+                result = outcome.result
+                payload = {k: v for k, v in outcome.to_dict().items() if k != "result"}
+                payload.update(result.to_dict())
+            else:
+                if logs is None or target is None:
+                    raise fail("give --logs and --target, or --dataset")
+                feedback = LoggedFeedback.from_parquet(logs)
+                target_frame = pd.read_parquet(target)
+                groups = None
+                if fold_groups is not None:
+                    import pyarrow.parquet as pq
 
-                columns = pq.read_schema(logs).names
-                if fold_groups not in columns:
-                    raise fail(f"--fold-groups {fold_groups!r} is not a column of {logs} (columns: {columns[:20]})")
-                groups = pd.read_parquet(logs, columns=[fold_groups])[fold_groups].to_numpy()
-            result = evaluate_policy(
-                feedback, target_frame, estimators=parse_list(estimators), ci=ci, alpha=alpha, random_state=seed,
-                n_bootstrap=n_bootstrap, bootstrap_method=bootstrap_method, dm_bias_bound=dm_bias_bound,
-                fold_groups=groups,
-            )
-            payload = result.to_dict()
-    except ValidationError as error:
-        raise fail(str(error)) from error
+                    columns = pq.read_schema(logs).names
+                    if fold_groups not in columns:
+                        raise fail(f"--fold-groups {fold_groups!r} is not a column of {logs} (columns: {columns[:20]})")
+                    groups = pd.read_parquet(logs, columns=[fold_groups])[fold_groups].to_numpy()
+                result = evaluate_policy(
+                    feedback, target_frame, estimators=parse_list(estimators), ci=ci, alpha=alpha, random_state=seed,
+                    n_bootstrap=n_bootstrap, bootstrap_method=bootstrap_method, dm_bias_bound=dm_bias_bound,
+                    fold_groups=groups,
+                )
+                payload = result.to_dict()
+        except ValidationError as error:
+            raise fail(str(error)) from error
+    # The result's own warnings head its summary, before the estimates; any other warning is printed once here.
+    shown = set(result.diagnostics.warnings)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        if message not in shown:
+            console.print(f"[yellow]warning:[/] {message}")
     console.print(result.summary())
     write_json(json_out, payload)
 
