@@ -283,11 +283,49 @@ def test_next_basket_targets_and_sampled_bce_train():
         pairs = [(2 * ((start + b) % (N_ITEMS // 2)), 2 * ((start + b) % (N_ITEMS // 2)) + 1) for b in range(n_baskets)]
         sequences.append(np.array([item for pair in pairs for item in pair]))
         baskets.append(np.repeat(np.arange(n_baskets), 2))
-    for loss in ("full_softmax", "sampled_bce"):
-        model = _tiny(loss=loss, max_epochs=8).fit(sequences, N_ITEMS, baskets=baskets)
+    for loss, negatives in (("full_softmax", "uniform"), ("sampled_bce", "uniform"), ("sampled_bce", "unseen")):
+        model = _tiny(loss=loss, negative_sampling=negatives, max_epochs=8).fit(sequences, N_ITEMS, baskets=baskets)
         assert model.target_ == "next_basket"
         top = model.recommend([[0, 1], [4, 5]], k=2)
         assert sorted(top[0].tolist()) == [2, 3] and sorted(top[1].tolist()) == [6, 7]
+
+
+def test_unseen_negatives_are_uniform_over_the_items_the_user_never_had():
+    """SASRec's sampler: a negative is never an item of the user's training sequence (future ones included) and is
+    uniform over the others. Oracles: the sets themselves and a chi-square test against the uniform distribution;
+    a user who had every item falls back to the whole catalogue, one with no items draws from all of it."""
+    from scipy.stats import chisquare
+
+    from causalrec.models.objectives import NextItemObjective, build_sequence_tables
+
+    sequences = [np.array([3, 0, 3, 11, 7]), np.arange(N_ITEMS), np.array([5, 6]), np.array([1, 10, 1, 2, 9, 4, 8])]
+    tables = build_sequence_tables(sequences, None, max_history=3)
+    objective = NextItemObjective(tables, N_ITEMS, 3, torch.device("cpu"), loss="sampled_bce",
+                                  negative_sampling="unseen")
+    generator = torch.Generator().manual_seed(0)
+    n_draws = 24_000
+    for user, sequence in enumerate(sequences):
+        draws = objective._draw_unseen(torch.tensor([user]), torch.Size([1, n_draws]), generator).numpy().ravel()
+        allowed = np.setdiff1d(np.arange(N_ITEMS), sequence)
+        if len(allowed) == 0:
+            allowed = np.arange(N_ITEMS)
+        assert set(draws.tolist()) == set(allowed.tolist()), user
+        counts = np.bincount(draws, minlength=N_ITEMS)[allowed]
+        if len(allowed) > 1:
+            assert chisquare(counts).pvalue > 1e-3, (user, counts)
+
+    # Through the batches of a fit: every negative of every window avoids its user's items.
+    batch = objective.make_batch(torch.arange(objective.n_examples), generator)
+    negatives, users = batch[4], objective.window_user
+    for row in range(objective.n_examples):
+        sequence = sequences[int(users[row])]
+        if len(np.unique(sequence)) < N_ITEMS:
+            assert not np.isin(negatives[row].numpy(), sequence).any()
+    uniform = NextItemObjective(tables, N_ITEMS, 3, torch.device("cpu"), loss="sampled_bce")
+    drawn = uniform.make_batch(torch.arange(uniform.n_examples), torch.Generator().manual_seed(0))[4]
+    assert any(np.isin(drawn[row].numpy(), sequences[int(users[row])]).any() for row in range(uniform.n_examples))
+    with pytest.raises(ValidationError, match="negative_sampling"):
+        NextItemObjective(tables, N_ITEMS, 3, torch.device("cpu"), loss="sampled_bce", negative_sampling="popular")
 
 
 def test_user_context_tokens_are_used():
@@ -505,6 +543,7 @@ def test_train_command_help_and_a_tiny_complete_journey_run(tmp_path):
     result = runner.invoke(app, [
         "train", "--dataset", "completejourney", "--out", str(tmp_path), "--epochs", "1", "--max-items", "100",
         "--max-households", "30", "--hidden-size", "16", "--max-history", "10", "--no-progress",
+        "--loss", "sampled_bce", "--negative-sampling", "unseen",
     ])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -512,6 +551,12 @@ def test_train_command_help_and_a_tiny_complete_journey_run(tmp_path):
     assert "seen items kept" in metrics["seen_item_policy"] and metrics["machine"]["torch"]
     loaded = TransformerRecommender.load(tmp_path / "model")
     assert loaded.n_items_ == 100
+    assert (loaded.loss, loaded.negative_sampling) == ("sampled_bce", "unseen")
+    unknown = runner.invoke(app, [
+        "train", "--dataset", "completejourney", "--out", str(tmp_path / "bad"), "--epochs", "1", "--max-items", "100",
+        "--max-households", "30", "--no-progress", "--loss", "sampled_bce", "--negative-sampling", "popular",
+    ])
+    assert unknown.exit_code != 0 and "negative_sampling" in unknown.output and "'popular'" in unknown.output
     bad = runner.invoke(app, ["train", "--dataset", "movielens", "--out", str(tmp_path)])
     assert bad.exit_code != 0
 

@@ -51,7 +51,8 @@ def _train_completejourney(out: Path, options: dict) -> dict:
     model = TransformerRecommender(
         hidden_size=options["hidden_size"], n_layers=options["layers"], n_heads=options["heads"],
         max_history=options["max_history"], max_windows_per_user=options["max_windows_per_user"],
-        loss=options["loss"], max_epochs=options["epochs"], batch_size=options["batch_size"],
+        loss=options["loss"], negative_sampling=options["negative_sampling"], max_epochs=options["epochs"],
+        batch_size=options["batch_size"],
         learning_rate=options["learning_rate"], patience=options["patience"], device=options["device"],
         progress_bar=options["progress"], checkpoint_dir=options["checkpoint_dir"],
         random_state=options["seed"], validation_metric="ndcg@10",
@@ -138,6 +139,9 @@ def train(
     max_history: int = typer.Option(50, help="completejourney: items read as tokens."),
     max_windows_per_user: int | None = typer.Option(4, help="completejourney: training windows per household."),
     loss: str = typer.Option("full_softmax", help="completejourney: 'full_softmax' or 'sampled_bce'."),
+    negative_sampling: str = typer.Option(
+        "uniform", help="completejourney, sampled_bce: negatives 'uniform' over the catalogue or 'unseen' (SASRec's: "
+                        "never an item the household bought)."),
     ks: str = typer.Option("10,20", help="completejourney: ranking cut-offs."),
     campaign: str = typer.Option("all", help="obd: campaign all, men or women."),
     behavior: str = typer.Option("random", help="obd: logging policy whose logs train the model."),
@@ -150,8 +154,8 @@ def train(
         learning_rate=learning_rate, patience=patience, seed=seed, device=device, progress=progress,
         checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir), resume=resume, max_items=max_items,
         min_item_count=min_item_count, max_households=max_households, max_history=max_history,
-        max_windows_per_user=max_windows_per_user, loss=loss, ks=[int(k) for k in parse_list(ks)],
-        campaign=campaign, behavior=behavior,
+        max_windows_per_user=max_windows_per_user, loss=loss, negative_sampling=negative_sampling,
+        ks=[int(k) for k in parse_list(ks)], campaign=campaign, behavior=behavior,
     )
     try:
         runner = _train_completejourney if dataset == "completejourney" else _train_obd

@@ -19,6 +19,7 @@ from causalrec.exceptions import ValidationError
 from causalrec.models.network import IGNORE_INDEX, RecommenderNetwork
 
 LOSSES = ("full_softmax", "sampled_bce")
+NEGATIVE_SAMPLING = ("uniform", "unseen")
 _MAX_PROFILE_CELLS = 4e8
 
 
@@ -32,7 +33,8 @@ class SequenceTables:
     or there is none (``next_start = -1``). A window is ``tokens[window_start:window_end]`` of one user; its BOS
     position is supervised with the user's first basket when the window starts at the user's first token.
     ``window_profile`` (repeat-aware models) holds ``log(1 + count)`` of every item among the user's tokens
-    before the window, ``(n_windows, n_items)``.
+    before the window, ``(n_windows, n_items)``. ``user_offsets`` delimits each user's tokens:
+    ``tokens[user_offsets[u]:user_offsets[u + 1]]``.
     """
 
     tokens: np.ndarray
@@ -44,6 +46,7 @@ class SequenceTables:
     window_first_start: np.ndarray
     window_first_end: np.ndarray
     window_profile: np.ndarray | None = None
+    user_offsets: np.ndarray | None = None
 
     @property
     def n_windows(self) -> int:
@@ -131,7 +134,22 @@ def build_sequence_tables(
         window_first_start=offsets[:-1][window_user] if len(window_user) else np.zeros(0, dtype=np.int64),
         window_first_end=first_end[window_user] if len(window_user) else np.zeros(0, dtype=np.int64),
         window_profile=window_profile,
+        user_offsets=offsets.astype(np.int64),
     )
+
+
+def unseen_sampling_keys(tokens: np.ndarray, user_offsets: np.ndarray,
+                         n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted keys ``user * n_items + (s_j - j)`` over each user's sorted distinct items ``s_j``, the first key
+    of each user and each user's number of distinct items (see ``NextItemObjective._draw_unseen``)."""
+    n_users = len(user_offsets) - 1
+    user_of_token = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(user_offsets))
+    pairs = np.unique(user_of_token * n_items + np.asarray(tokens, dtype=np.int64))  # sorted distinct (user, item)
+    users = pairs // n_items
+    n_seen = np.bincount(users, minlength=n_users).astype(np.int64)
+    key_start = np.cumsum(n_seen) - n_seen
+    rank_within_user = np.arange(len(pairs), dtype=np.int64) - key_start[users]
+    return pairs - rank_within_user, key_start, n_seen
 
 
 def history_profiles(sequences: Sequence[np.ndarray], max_history: int, n_items: int) -> np.ndarray:
@@ -171,8 +189,12 @@ class NextItemObjective:
 
     ``loss="full_softmax"``: cross-entropy of each target against every item of the catalogue (the softmax
     normaliser is computed once per position and shared by its targets).
-    ``loss="sampled_bce"``: the SASRec original, binary cross-entropy of each target against one uniformly
-    sampled negative item; kept for the comparison the benchmark makes.
+    ``loss="sampled_bce"``: binary cross-entropy of each target against one sampled negative item, kept for the
+    comparison the benchmark makes. ``negative_sampling="unseen"`` is SASRec's original sampler (Kang & McAuley
+    2018): the negative is uniform over the items absent from the user's whole training sequence, so an item the
+    user ever bought is never a negative. ``"uniform"`` draws it from the whole catalogue, so a re-bought item
+    can be a negative too (a target can, rarely, be drawn as its own negative); on repeat-heavy data that lets
+    BCE learn how far to trust the history, and it is the stronger of the two there. Full softmax ignores it.
     Validation: the mean full-catalogue cross-entropy of the held-out targets given their histories, or
     ``-NDCG@k`` when ``validation_metric="ndcg@k"`` (a criterion that treats both losses alike).
     """
@@ -193,9 +215,14 @@ class NextItemObjective:
         validation_metric: str = "loss",
         validation_batch_size: int = 512,
         targets_per_position: int = 8,
+        negative_sampling: str = "uniform",
     ):
         if loss not in LOSSES:
             raise ValidationError("loss", f"one of {LOSSES}", repr(loss), owner="fit")
+        if negative_sampling not in NEGATIVE_SAMPLING:
+            raise ValidationError("negative_sampling", f"one of {NEGATIVE_SAMPLING}", repr(negative_sampling),
+                                  owner="fit")
+        self.negative_sampling = negative_sampling
         self.loss = loss
         self.n_items = n_items
         self.pad_index = n_items
@@ -218,6 +245,12 @@ class NextItemObjective:
         self.target_slots = torch.arange(max(int(targets_per_position), 1), device=device)
         self.context = None if context is None else on_device(context, torch.float32)
         self.profile = None if tables.window_profile is None else on_device(tables.window_profile, torch.float32)
+        if loss == "sampled_bce" and negative_sampling == "unseen":
+            if tables.user_offsets is None:
+                raise ValidationError("tables", "user_offsets (from build_sequence_tables)", "none", owner="fit")
+            keys, key_start, n_seen = unseen_sampling_keys(tables.tokens, tables.user_offsets, n_items)
+            self.unseen_keys, self.unseen_key_start, self.unseen_count = (
+                on_device(keys), on_device(key_start), on_device(n_seen))
 
         self.validation_metric = validation_metric
         self.validation_batch_size = validation_batch_size
@@ -248,7 +281,9 @@ class NextItemObjective:
                                         generator)
         targets = torch.cat([bos_target, target], dim=1)  # (B, T + 1, M)
 
-        if self.loss == "sampled_bce":
+        if self.loss == "sampled_bce" and self.negative_sampling == "unseen":
+            negatives = self._draw_unseen(self.window_user[rows], targets.shape, generator)
+        elif self.loss == "sampled_bce":
             negatives = torch.randint(0, self.n_items, targets.shape, generator=generator, device=self.device)
         else:
             negatives = torch.zeros(0, dtype=torch.long, device=self.device)
@@ -256,6 +291,25 @@ class NextItemObjective:
                    else torch.zeros(len(rows), 0, device=self.device))
         profile = self.profile[rows] if self.profile is not None else torch.zeros(len(rows), 0, device=self.device)
         return history, context, profile, targets, negatives
+
+    def _draw_unseen(self, users: torch.Tensor, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+        """Items uniform over those absent from each row's user's training tokens (exact, no rejection loop).
+
+        With the user's sorted distinct items ``s_0 < s_1 < ...`` and ``c_j = s_j - j`` (unseen items below
+        ``s_j``), the ``r``-th unseen item is ``r + #{j : c_j <= r}``; ``unseen_keys`` holds ``user * n_items + c_j``
+        for all users in one sorted array, so the count is one ``searchsorted``. A user who has every item has no
+        unseen one and gets a uniform draw instead.
+        """
+        expand = (slice(None),) + (None,) * (len(shape) - 1)
+        user = users[expand].expand(shape)
+        free = self.n_items - self.unseen_count[user]
+        draw = torch.rand(shape, generator=generator, device=self.device)
+        rank = torch.minimum((draw * free.clamp(min=1)).long(), (free - 1).clamp(min=0))
+        query = user * self.n_items + rank
+        below = torch.searchsorted(self.unseen_keys, query.reshape(-1), right=True).reshape(shape)
+        unseen = rank + below - self.unseen_key_start[user]
+        fallback = torch.minimum((draw * self.n_items).long(), torch.full_like(rank, self.n_items - 1))
+        return torch.where(free > 0, unseen, fallback)
 
     def _draw_targets(self, low: torch.Tensor, high: torch.Tensor, has_target: torch.Tensor,
                       generator: torch.Generator) -> torch.Tensor:

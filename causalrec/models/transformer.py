@@ -248,7 +248,11 @@ class TransformerRecommender(_TransformerEstimator):
         many per user (the most recent), to bound the cost of very long histories.
     loss : {"full_softmax", "sampled_bce"}
         Full cross-entropy over the catalogue (use this), or one sampled negative with binary cross-entropy
-        (SASRec's original objective, kept for comparison).
+        (kept for comparison).
+    negative_sampling : {"uniform", "unseen"}
+        Negatives of ``loss="sampled_bce"``: uniform over the catalogue, or, as in SASRec's original sampler,
+        uniform over the items absent from the user's training sequence (never an item the user had). Ignored
+        by the full softmax, which scores every item.
     repeat_aware : bool
         Add an explicit re-consumption term to the next-item scores (how often each item occurs in the history,
         weighted by a learned gate and a per-item repeat propensity, and a per-item penalty for items never
@@ -288,6 +292,7 @@ class TransformerRecommender(_TransformerEstimator):
         max_history: int = 50,
         max_windows_per_user: int | None = None,
         loss: str = "full_softmax",
+        negative_sampling: str = "uniform",
         repeat_aware: bool = True,
         targets_per_position: int = 1,
         max_context_tokens: int = 16,
@@ -313,6 +318,7 @@ class TransformerRecommender(_TransformerEstimator):
         self.max_history = max_history
         self.max_windows_per_user = max_windows_per_user
         self.loss = loss
+        self.negative_sampling = negative_sampling
         self.repeat_aware = repeat_aware
         self.targets_per_position = targets_per_position
         self.max_context_tokens = max_context_tokens
@@ -417,7 +423,7 @@ class TransformerRecommender(_TransformerEstimator):
         config = self._training_config(owner, resume)
         fingerprint = {
             "spec": self.spec_.to_dict(), "loss": self.loss, "validation_metric": self.validation_metric,
-            "targets_per_position": self.targets_per_position,
+            "targets_per_position": self.targets_per_position, "negative_sampling": self.negative_sampling,
             "max_windows_per_user": self.max_windows_per_user,
             "data": _data_fingerprint(tables.tokens, tables.next_start, tables.window_end, context, item_features),
         }
@@ -434,7 +440,7 @@ class TransformerRecommender(_TransformerEstimator):
                 validation_histories=validation_histories, validation_profiles=validation_profiles,
                 validation_context=self._standardize_context(validation_context),
                 validation_targets=validation_targets, validation_metric=self.validation_metric,
-                targets_per_position=self.targets_per_position,
+                targets_per_position=self.targets_per_position, negative_sampling=self.negative_sampling,
             )
             self.history_ = train_network(network, objective, config, fingerprint)
         self.network_ = network
