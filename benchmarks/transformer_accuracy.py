@@ -57,8 +57,8 @@ KS = (10, 20)
 
 CJ_DATA = dict(min_item_count=20, max_items=1000, max_households=1200, random_state=0)
 # ``--cj-scale large``: 2.5x the catalogue and every eligible household (about 2.7x the training tokens), the same
-# model, windows per household and tuning grid; asks whether the loss comparison changes with scale (22 min on
-# 2 threads for both pairs, repeat-aware and plain body; not in the default run).
+# model, windows per household and tuning grid; asks whether the loss comparison changes with scale (30 min on
+# 2 threads for the three losses on both bodies; not in the default run).
 CJ_DATA_LARGE = dict(min_item_count=20, max_items=2500, max_households=None, random_state=0)
 CJ_TRANSFORMER = dict(hidden_size=64, n_layers=2, n_heads=2, dropout=0.2, max_history=50, max_windows_per_user=2,
                       validation_metric="ndcg@10", repeat_aware=True, progress_bar=False)
