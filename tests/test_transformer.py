@@ -298,7 +298,8 @@ def test_unseen_negatives_are_uniform_over_the_items_the_user_never_had():
 
     from causalrec.models.objectives import NextItemObjective, build_sequence_tables
 
-    sequences = [np.array([3, 0, 3, 11, 7]), np.arange(N_ITEMS), np.array([5, 6]), np.array([1, 10, 1, 2, 9, 4, 8])]
+    sequences = [np.array([3, 0, 3, 11, 7]), np.arange(N_ITEMS), np.array([5, 6]), np.array([1, 10, 1, 2, 9, 4, 8]),
+                 np.array([], dtype=np.int64)]
     tables = build_sequence_tables(sequences, None, max_history=3)
     objective = NextItemObjective(tables, N_ITEMS, 3, torch.device("cpu"), loss="sampled_bce",
                                   negative_sampling="unseen")
