@@ -34,6 +34,12 @@ OBP_LIGHTGBM = dict(  # OBP's benchmark/ope/conf/reg_model_hyperparams/default.y
     n_estimators=100, learning_rate=0.01, max_depth=5, min_child_samples=10, random_state=12345, n_jobs=1,
     verbose=-1,
 )
+# OBP's example examples/obd/evaluate_off_policy_estimators.py with ``--base_model lightgbm``: OBP's examples map
+# "lightgbm" to scikit-learn's GradientBoostingClassifier with their conf/hyperparams.yaml entry below, and fit
+# the reward model with a fixed fold seed (``random_state=12345``) on every resample. This pipeline reproduces
+# the issue's per-cell reference numbers (see ope_vs_obp.py --obp-pipeline example).
+OBP_EXAMPLE_GBC = dict(n_estimators=30, learning_rate=0.01, max_depth=5, min_samples_leaf=10, random_state=12345)
+OBP_EXAMPLE_FOLD_SEED = 12345
 BTS_SIMULATIONS = 100_000
 BTS_RANDOM_STATE = 12345
 BEHAVIORS = ("random", "bts")
@@ -81,9 +87,9 @@ def make_estimator(spec: dict):
     if kind == "dr-os":
         return ope.DoublyRobustWithShrinkage(lambda_=lam, estimator_name=key)
     if kind == "switch-dr-tuning":
-        return ope.SwitchDoublyRobustTuning(lambdas=[float(v) for v in spec["lambdas"]], estimator_name=key)
+        return ope.SwitchDoublyRobustTuning(lambdas=[_lam(v) for v in spec["lambdas"]], estimator_name=key)
     if kind == "dr-os-tuning":
-        return ope.DoublyRobustWithShrinkageTuning(lambdas=[float(v) for v in spec["lambdas"]], estimator_name=key)
+        return ope.DoublyRobustWithShrinkageTuning(lambdas=[_lam(v) for v in spec["lambdas"]], estimator_name=key)
     raise ValueError(f"unknown estimator kind {kind!r}")
 
 
@@ -119,7 +125,7 @@ def _feedback(behavior: str, campaign: str, data_path: str):
     return dataset, dataset.obtain_batch_bandit_feedback()
 
 
-def _bts_table(campaign: str, n_actions: int, len_list: int) -> np.ndarray:
+def _bts_table(campaign: str, n_actions: int, len_list: int, n_sim: int = BTS_SIMULATIONS):
     """OBP's BTS action distribution (Monte Carlo from the production prior), one (A, L) table."""
     from obp.policy import BernoulliTS
 
@@ -128,17 +134,23 @@ def _bts_table(campaign: str, n_actions: int, len_list: int) -> np.ndarray:
         campaign=campaign,
     )
     # The distribution is the same for every round (OBP tiles it); one round is enough to store it.
-    return policy.compute_batch_action_dist(n_sim=BTS_SIMULATIONS, n_rounds=1)[0]
+    return policy.compute_batch_action_dist(n_sim=n_sim, n_rounds=1)[0]
 
 
-def _regression_model(n_actions: int, len_list: int, action_context: np.ndarray):
-    from lightgbm import LGBMClassifier
+def _regression_model(n_actions: int, len_list: int, action_context: np.ndarray, pipeline: str = "benchmark"):
+    """OBP's RegressionModel (one base model per slot) with LightGBM (``benchmark``) or the example's GBC."""
     from obp.ope import RegressionModel
 
-    return RegressionModel(
-        n_actions=n_actions, len_list=len_list, action_context=action_context,
-        base_model=LGBMClassifier(**OBP_LIGHTGBM),
-    )
+    if pipeline == "example":
+        from sklearn.ensemble import GradientBoostingClassifier
+
+        base_model = GradientBoostingClassifier(**OBP_EXAMPLE_GBC)
+    else:
+        from lightgbm import LGBMClassifier
+
+        base_model = LGBMClassifier(**OBP_LIGHTGBM)
+    return RegressionModel(n_actions=n_actions, len_list=len_list, action_context=action_context,
+                           base_model=base_model)
 
 
 def cmd_obd_prepare(args) -> None:
@@ -161,8 +173,8 @@ def cmd_obd_prepare(args) -> None:
     for campaign in CAMPAIGNS:
         dataset, feedback = _feedback("random", campaign, args.data_path)
         start = time.perf_counter()
-        table = _bts_table(campaign, dataset.n_actions, dataset.len_list)
-        facts["bts_tables"][campaign] = {"seconds": time.perf_counter() - start, "n_sim": BTS_SIMULATIONS}
+        table = _bts_table(campaign, dataset.n_actions, dataset.len_list, args.bts_n_sim)
+        facts["bts_tables"][campaign] = {"seconds": time.perf_counter() - start, "n_sim": args.bts_n_sim}
         np.save(out / f"obp_bts_table_{campaign}.npy", table)
         # One fixed reward model per campaign on the random logs, shared by both libraries in the equality check.
         start = time.perf_counter()
@@ -222,19 +234,25 @@ def cmd_obd_resamples(args) -> None:
             table = Random(n_actions=n_actions, len_list=len_list).compute_batch_action_dist(n_rounds=1)[0]
         action_dist = np.broadcast_to(table, (n, n_actions, len_list)).copy()
         indices = resamples[f"{behavior}_{campaign}"]
+        # ``reuse``: one instance for every resample of the cell, as OBP's example script builds its estimator
+        # list once. OBP 0.5.7's tuning estimators cache ``best_hyperparam`` on the instance (``if not
+        # hasattr(self, "best_hyperparam")``), so such an instance keeps the threshold tuned on the first resample.
+        reused = {s["key"]: make_estimator(s) for s in specs if s.get("reuse")}
         runs = []
         start = time.perf_counter()
         for b, rows in enumerate(indices):
             boot = {key: feedback[key][rows] for key in ("action", "position", "reward", "pscore", "context")}
             boot.update(n_rounds=n, n_actions=n_actions, action_context=feedback["action_context"])
             try:
-                model = _regression_model(n_actions, len_list, dataset.action_context)
+                model = _regression_model(n_actions, len_list, dataset.action_context, args.pipeline)
                 q = model.fit_predict(
                     context=boot["context"], action=boot["action"], reward=boot["reward"],
                     position=boot["position"], pscore=boot["pscore"], n_folds=args.n_folds,
-                    random_state=int(args.seed_offset + b),
+                    random_state=(OBP_EXAMPLE_FOLD_SEED if args.pipeline == "example"
+                                  else int(args.seed_offset + b)),
                 )
-                ope = OffPolicyEvaluation(bandit_feedback=boot, ope_estimators=[make_estimator(s) for s in specs])
+                estimators = [reused.get(s["key"]) or make_estimator(s) for s in specs]
+                ope = OffPolicyEvaluation(bandit_feedback=boot, ope_estimators=estimators)
                 values = ope.estimate_policy_values(action_dist=action_dist, estimated_rewards_by_reg_model=q)
                 runs.append({"resample": b, "values": {k: float(v) for k, v in values.items()}})
             except Exception as error:  # a crash is a result here: record it and go on
@@ -243,8 +261,11 @@ def cmd_obd_resamples(args) -> None:
         results[f"{evaluation}<-{behavior}/{campaign}"] = {
             "truth": truth, "n_rounds": n, "seconds": time.perf_counter() - start, "runs": runs,
         }
-    _write_json(args.out, {"cells": results, "n_folds": args.n_folds, "lightgbm": OBP_LIGHTGBM,
-                           "bts": {"n_sim": BTS_SIMULATIONS, "random_state": BTS_RANDOM_STATE}})
+    _write_json(args.out, {
+        "cells": results, "n_folds": args.n_folds, "pipeline": args.pipeline,
+        **({"gradient_boosting_classifier": OBP_EXAMPLE_GBC, "fold_seed": OBP_EXAMPLE_FOLD_SEED}
+           if args.pipeline == "example" else {"lightgbm": OBP_LIGHTGBM, "fold_seed": "seed offset + resample"}),
+    })
 
 
 # ------------------------------------------------------------------------------------------------ speed
@@ -325,6 +346,7 @@ def main(argv=None) -> int:
     prepare = sub.add_parser("obd-prepare")
     prepare.add_argument("--data-path", required=True)
     prepare.add_argument("--out-dir", required=True)
+    prepare.add_argument("--bts-n-sim", type=int, default=BTS_SIMULATIONS)
     prepare.add_argument("--out", required=True)
     points = sub.add_parser("points")
     points.add_argument("--inputs", required=True)
@@ -338,6 +360,7 @@ def main(argv=None) -> int:
     resampled.add_argument("--cells", required=True)
     resampled.add_argument("--n-folds", type=int, default=3)
     resampled.add_argument("--seed-offset", type=int, default=0)
+    resampled.add_argument("--pipeline", choices=("benchmark", "example"), default="benchmark")
     resampled.add_argument("--out", required=True)
     speed = sub.add_parser("speed")
     speed.add_argument("--inputs", required=True)

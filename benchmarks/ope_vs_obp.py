@@ -11,6 +11,11 @@ Three questions, each written to its own JSON file in ``benchmarks/results/``:
    (OBP: ``RegressionModel`` with LightGBM and its Monte-Carlo BTS distribution; causalrec:
    ``evaluate_open_bandit``-equivalent calls with its defaults, BTS distribution from the logs and from the
    prior); mean relative error ``|estimate - truth| / truth`` per estimator, crashes, causalrec's diagnostics.
+   ``--resampling obp-example --obp-pipeline example`` runs OBP's side as OBP's own example script
+   ``examples/obd/evaluate_off_policy_estimators.py --base_model lightgbm`` (its resamples, scikit-learn's
+   GradientBoostingClassifier as "lightgbm", fold seed 12345, BTS from 1,000,000 draws, its SLOPE-tuned
+   estimators), the protocol that reproduces the issue's per-cell reference numbers; causalrec then runs both
+   with its own default reward model and with OBP's.
 3. ``ope_vs_obp_speed.json``: time and peak memory of all point estimates, analytic intervals and 1,000
    bootstrap resamples at 1M simulated rounds, 80 actions, 3 positions, given precomputed reward predictions.
 
@@ -48,6 +53,9 @@ from pathlib import Path
 
 import numpy as np
 from _obp_side import (  # stdlib + NumPy only at import time: the same memory probes both sides
+    BTS_SIMULATIONS,
+    OBP_EXAMPLE_FOLD_SEED,
+    OBP_EXAMPLE_GBC,
     _peak_mb,
     _rss_mb,
 )
@@ -239,6 +247,22 @@ OBP_TUNING_SPECS = [
     spec("switch-dr(SLOPE-tuned)", "switch-dr-tuning", lambdas=LAMBDA_GRID),
     spec("dr-os(SLOPE-tuned)", "dr-os-tuning", lambdas=LAMBDA_GRID),
 ]
+# OBP's example examples/obd/evaluate_off_policy_estimators.py compares DM, IPW, SNIPW, DR, SNDR and the two
+# SLOPE-tuned estimators below (its lambda grid, which ends at inf); its doubly robust family is the last four.
+EXAMPLE_LAMBDAS = [10, 50, 100, 500, 1000, 5000, 10000, None]
+# The example builds its estimator list once and reuses it on every resample; OBP 0.5.7's tuning estimators cache
+# the threshold tuned on their first call, so there every resample uses the threshold of the first one ("as run
+# by the example": this reproduces the issue's numbers). Fresh instances per resample tune on each resample.
+OBP_EXAMPLE_TUNING_SPECS = [
+    spec("switch-dr(example SLOPE-tuned)", "switch-dr-tuning", lambdas=EXAMPLE_LAMBDAS),
+    spec("dr-os(example SLOPE-tuned)", "dr-os-tuning", lambdas=EXAMPLE_LAMBDAS),
+    spec("switch-dr(example SLOPE-tuned, threshold of the first resample)", "switch-dr-tuning",
+         lambdas=EXAMPLE_LAMBDAS, reuse=True),
+    spec("dr-os(example SLOPE-tuned, threshold of the first resample)", "dr-os-tuning",
+         lambdas=EXAMPLE_LAMBDAS, reuse=True),
+]
+OBP_EXAMPLE_DR_FAMILY = ["dr", "sndr", *(s["key"] for s in OBP_EXAMPLE_TUNING_SPECS[:2])]
+OBP_EXAMPLE_AS_RUN_DR_FAMILY = ["dr", "sndr", *(s["key"] for s in OBP_EXAMPLE_TUNING_SPECS[2:])]
 DR_FAMILY_KINDS = ("dr", "sndr", "switch-dr", "dr-os", "switch-dr-tuning", "dr-os-tuning")
 SPEED_SPECS = [
     spec("dm", "dm"), spec("ips", "ips"), spec("ips(lambda=20)", "ips", 20), spec("snips", "snips"),
@@ -311,7 +335,6 @@ def _resample_targets(logs, truth_logs, evaluation: str) -> dict:
 def worker_obd_resamples(config: dict) -> dict:
     """Part 2, causalrec side: evaluate_open_bandit-equivalent calls on each resample of the logs."""
     from causalrec.data.datasets import load_open_bandit
-    from causalrec.ope.evaluate import evaluate_policy
     from causalrec.ope.open_bandit import evaluate_open_bandit
 
     resamples = np.load(config["resamples"])
@@ -333,32 +356,11 @@ def worker_obd_resamples(config: dict) -> dict:
                     estimators=("auto", "ips", "snips", "dm", "dr"),
                     bts_source=source if evaluation == "bts" else "logs",
                 )
-            runs = []
             start = time.perf_counter()
-            for b, rows in enumerate(resamples[f"{behavior}_{campaign}"]):
-                try:
-                    with warnings.catch_warnings(record=True) as run_caught:
-                        warnings.simplefilter("always")
-                        result = evaluate_policy(
-                            logs.feedback.take(rows), target.take(rows),
-                            estimators=[causalrec_estimator(item) for item in estimator_specs],
-                            random_state=int(config["seed_offset"] + b),
-                        )
-                    runs.append({
-                        "resample": b,
-                        "values": {e.estimator: e.value for e in result.estimates},
-                        "ci": {e.estimator: [e.ci_low, e.ci_high] for e in result.estimates},
-                        "auto_note": result["auto"].note,
-                        "reliable": bool(result.diagnostics.reliable),
-                        "warnings": list(result.diagnostics.warnings),
-                        "python_warnings": sorted({str(w.message) for w in run_caught}),
-                        "ess": result.diagnostics.ess,
-                        "constant_reward_folds": result.metadata.get("constant_reward_folds"),
-                    })
-                except Exception as error:  # a crash is a result here: record it and go on
-                    runs.append({"resample": b, "error": f"{type(error).__name__}: {error}"})
+            runs = _resample_runs(logs, target, resamples[f"{behavior}_{campaign}"], estimator_specs, config)
+            seconds = time.perf_counter() - start
             sources[source] = {
-                "seconds": time.perf_counter() - start,
+                "seconds": seconds,
                 "target": full.target,
                 "full_sample": {
                     "values": {e.estimator: e.value for e in full.result.estimates},
@@ -369,10 +371,53 @@ def worker_obd_resamples(config: dict) -> dict:
                     "diagnostics": full.result.diagnostics.to_dict(),
                 },
                 "runs": runs,
+                # The same resamples with OBP's own reward model (like for like: only the estimators differ).
+                "runs_by_reward_model": {
+                    name: _resample_runs(logs, target, resamples[f"{behavior}_{campaign}"], estimator_specs,
+                                         config, _reward_model(params))
+                    for name, params in config.get("extra_reward_models", {}).items()
+                },
             }
         cells[f"{evaluation}<-{behavior}/{campaign}"] = {"truth": truth, "n_rounds": logs.n_rounds,
                                                         "sources": sources}
     return {"cells": cells}
+
+
+def _reward_model(params: dict):
+    """A reward model for causalrec's side from a benchmark config entry (OBP's example GBC)."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    return GradientBoostingClassifier(**params)
+
+
+def _resample_runs(logs, target, indices, estimator_specs: list, config: dict, reward_model=None) -> list:
+    """``evaluate_policy`` on every resample of the logs; a crash is recorded as a run, not raised."""
+    from causalrec.ope.evaluate import evaluate_policy
+
+    runs = []
+    for b, rows in enumerate(indices):
+        try:
+            with warnings.catch_warnings(record=True) as run_caught:
+                warnings.simplefilter("always")
+                result = evaluate_policy(
+                    logs.feedback.take(rows), target.take(rows),
+                    estimators=[causalrec_estimator(item) for item in estimator_specs],
+                    reward_model=reward_model, random_state=int(config["seed_offset"] + b),
+                )
+            runs.append({
+                "resample": b,
+                "values": {e.estimator: e.value for e in result.estimates},
+                "ci": {e.estimator: [e.ci_low, e.ci_high] for e in result.estimates},
+                "auto_note": result["auto"].note,
+                "reliable": bool(result.diagnostics.reliable),
+                "warnings": list(result.diagnostics.warnings),
+                "python_warnings": sorted({str(w.message) for w in run_caught}),
+                "ess": result.diagnostics.ess,
+                "constant_reward_folds": result.metadata.get("constant_reward_folds"),
+            })
+        except Exception as error:  # a crash is a result here: record it and go on
+            runs.append({"resample": b, "error": f"{type(error).__name__}: {error}"})
+    return runs
 
 
 def worker_generate(config: dict) -> dict:
@@ -581,6 +626,31 @@ def _summarise_runs(runs: list, truth: float, keys: list) -> dict:
     return summary
 
 
+def bts_n_sim(args) -> int:
+    """Monte-Carlo draws of OBP's BTS distribution: OBP's example uses 1,000,000 (its default)."""
+    return 1_000_000 if args.obp_pipeline == "example" else BTS_SIMULATIONS
+
+
+def _example_acceptance(obp_summary: dict, default: dict, ours_default: float, name: str) -> dict:
+    """Per-cell comparison with the best of the doubly robust estimators of OBP's example (the issue's
+    reference protocol): causalrec's default as is, and causalrec's ``auto`` on OBP's own reward model."""
+    best_key = min(OBP_EXAMPLE_DR_FAMILY, key=lambda k: obp_summary[k]["mean_relative_error"])
+    best = obp_summary[best_key]["mean_relative_error"]
+    as_run_key = min(OBP_EXAMPLE_AS_RUN_DR_FAMILY, key=lambda k: obp_summary[k]["mean_relative_error"])
+    as_run = obp_summary[as_run_key]["mean_relative_error"]
+    same = default["with_obp_reward_model"]["obp_example_gbc"]["estimators"]["auto"]["mean_relative_error"]
+    return {
+        "obp_example_best_as_run": {
+            "estimator": as_run_key, "mean_relative_error": as_run, "issue_reference": ISSUE_REFERENCE_OBP_BEST[name],
+            "reproduces_issue_reference": bool(abs(as_run - ISSUE_REFERENCE_OBP_BEST[name]) < 0.0005)},
+        "at_or_below_obp_example_best_as_run": bool(ours_default <= as_run),
+        "obp_example_best": {"estimator": best_key, "mean_relative_error": best},
+        "at_or_below_obp_example_best": bool(ours_default <= best),
+        "causalrec_auto_obp_reward_model_mean_relative_error": same,
+        "same_reward_model_at_or_below_obp_example_best": bool(same <= best),
+    }
+
+
 def obd_resample_rows(seed: int, n_resamples: int) -> dict[str, np.ndarray]:
     """Rows of each paired bootstrap resample of every Open Bandit file, keyed ``"{behavior}_{campaign}"``
     (one generator, files in a fixed order: other benchmarks reuse exactly these resamples)."""
@@ -624,19 +694,23 @@ def part_obd(workers: Workers, tmp: Path, args) -> dict:
             matching[f"{behavior}/{campaign}"] = facts
     np.savez(tmp / "resamples_causalrec.npz", **ours_indices)
     np.savez(tmp / "resamples_obp.npz", **obp_indices)
-    obp_specs = OBD_SPECS + OBP_TUNING_SPECS
+    example = args.obp_pipeline == "example"
+    obp_specs = OBD_SPECS + OBP_TUNING_SPECS + (OBP_EXAMPLE_TUNING_SPECS if example else [])
     ours_specs = [spec("auto", "auto"), *OBD_SPECS]
     obp_wait = workers.start("obp", "obd-resamples", [
         "--data-path", Path(os.environ["CAUSALREC_DATA_DIR"]) / "obd-sample", "--tables-dir", tmp,
         "--resamples", tmp / "resamples_obp.npz", "--spec", workers.config("obd_obp_specs", obp_specs),
-        "--cells", json.dumps(cells), "--n-folds", 3, "--seed-offset", 0,
+        "--cells", json.dumps(cells), "--n-folds", 3, "--seed-offset", 0, "--pipeline", args.obp_pipeline,
     ])
-    config = workers.config("obd_causalrec", {"cells": cells, "resamples": str(tmp / "resamples_causalrec.npz"),
-                                              "specs": ours_specs, "seed_offset": 0})
+    config = workers.config("obd_causalrec", {
+        "cells": cells, "resamples": str(tmp / "resamples_causalrec.npz"), "specs": ours_specs, "seed_offset": 0,
+        # With OBP's example pipeline, causalrec also runs with OBP's reward model (scikit-learn's GBC).
+        "extra_reward_models": {"obp_example_gbc": OBP_EXAMPLE_GBC} if example else {},
+    })
     ours = workers.run("causalrec", "obd-resamples", ["--config", config])
     theirs = obp_wait()
     table = {}
-    dr_family = [s["key"] for s in obp_specs if s["kind"] in DR_FAMILY_KINDS]
+    dr_family = [s["key"] for s in obp_specs if s["kind"] in DR_FAMILY_KINDS and not s.get("reuse")]
     for cell in cells:
         name = f"{cell['evaluation']}<-{cell['behavior']}/{cell['campaign']}"
         obp_cell, our_cell = theirs["cells"][name], ours["cells"][name]
@@ -658,6 +732,11 @@ def part_obd(workers: Workers, tmp: Path, args) -> dict:
                                                        if "values" in run),
                 "full_sample": item["full_sample"],
                 "seconds": item["seconds"],
+                **({"with_obp_reward_model": {
+                    name: {"estimators": _summarise_runs(other, truth, [s["key"] for s in ours_specs]),
+                           "crashed_runs": sum("error" in run for run in other)}
+                    for name, other in item["runs_by_reward_model"].items()}}
+                   if item["runs_by_reward_model"] else {}),
             }
         default_source = "logs" if cell["evaluation"] == "bts" else "uniform"
         slope_best = min(obp_summary[s["key"]]["mean_relative_error"] for s in OBP_TUNING_SPECS)
@@ -687,10 +766,16 @@ def part_obd(workers: Workers, tmp: Path, args) -> dict:
                                                        ["mean_relative_error"]
                                                        <= obp_summary[best_key]["mean_relative_error"])}
                    if "prior" in our_sources else {}),
+                **(_example_acceptance(obp_summary, our_sources[default_source], ours_default, name)
+                   if example else {}),
             },
         }
         print(f"  obd {name}: causalrec auto {ours_default:.3f} vs OBP best {best_key} "
-              f"{obp_summary[best_key]['mean_relative_error']:.3f}, OBP best SLOPE-tuned {slope_best:.3f}", flush=True)
+              f"{obp_summary[best_key]['mean_relative_error']:.3f}, OBP best SLOPE-tuned {slope_best:.3f}"
+              + (f", OBP example's best {table[name]['acceptance']['obp_example_best']['mean_relative_error']:.3f}"
+                 f" (as run by the example "
+                 f"{table[name]['acceptance']['obp_example_best_as_run']['mean_relative_error']:.4f})"
+                 if example else ""), flush=True)
     women = table["random<-bts/women"]["causalrec"]["uniform"]
     return {
         "question": "mean relative error per estimator over paired bootstrap resamples of the Open Bandit sample",
@@ -706,11 +791,18 @@ def part_obd(workers: Workers, tmp: Path, args) -> dict:
         "row_matching": matching,
         "truth": "the evaluated policy's on-policy mean click of its own file (full file, not resampled)",
         "obp_pipeline": {
-            "reward_model": "obp.ope.RegressionModel(LGBMClassifier(**lightgbm), len_list=3, "
-                            "action_context=OBD item features).fit_predict(n_folds=3, random_state=resample)",
-            "lightgbm": theirs["lightgbm"],
+            "name": args.obp_pipeline,
+            "reward_model": (
+                "obp.ope.RegressionModel(GradientBoostingClassifier(**gradient_boosting_classifier), len_list=3, "
+                f"action_context=OBD item features).fit_predict(n_folds=3, random_state={OBP_EXAMPLE_FOLD_SEED}): "
+                "OBP's example examples/obd/evaluate_off_policy_estimators.py --base_model lightgbm (OBP's "
+                "examples map 'lightgbm' to scikit-learn's GradientBoostingClassifier)" if example else
+                "obp.ope.RegressionModel(LGBMClassifier(**lightgbm), len_list=3, "
+                "action_context=OBD item features).fit_predict(n_folds=3, random_state=resample)"),
+            **({"gradient_boosting_classifier": theirs["gradient_boosting_classifier"]} if example
+               else {"lightgbm": theirs["lightgbm"]}),
             "bts_target": "obp.policy.BernoulliTS(is_zozotown_prior=True, random_state=12345)"
-                          ".compute_batch_action_dist(n_sim=100000)",
+                          f".compute_batch_action_dist(n_sim={bts_n_sim(args)})",
             "random_target": "obp.policy.Random(...).compute_batch_action_dist (uniform)",
             "estimators": obp_specs,
             "dr_family_for_best": dr_family,
@@ -731,7 +823,9 @@ def part_obd(workers: Workers, tmp: Path, args) -> dict:
         "cells_at_or_below": {
             criterion: [name for name, cell in table.items() if cell["acceptance"][criterion]]
             for criterion in ("at_or_below_obp_best", "at_or_below_obp_best_slope_tuned",
-                              "at_or_below_issue_reference")
+                              "at_or_below_issue_reference",
+                              *(("at_or_below_obp_example_best_as_run", "at_or_below_obp_example_best",
+                                 "same_reward_model_at_or_below_obp_example_best") if example else ()))
         },
         "zero_crashes_causalrec": all(sum(s["crashed_runs"] for s in cell["causalrec"].values()) == 0
                                       for cell in table.values()),
@@ -882,6 +976,12 @@ def main(argv=None) -> int:
     parser.add_argument("--resampling", choices=("default-rng", "obp-example"), default="default-rng",
                         help="Open Bandit resamples: numpy default_rng(--seed), or OBP's own "
                              "sample_bootstrap_bandit_feedback(random_state=b) rows (--seed unused)")
+    parser.add_argument("--obp-pipeline", choices=("benchmark", "example"), default="benchmark",
+                        help="OBP's side of the Open Bandit cells: 'benchmark' = LightGBM with OBP's benchmark "
+                             "settings, folds seeded per resample, BTS from 100,000 draws; 'example' = OBP's "
+                             "examples/obd script (scikit-learn GBC, fold seed 12345, BTS from 1,000,000 draws, "
+                             "its SLOPE-tuned estimators), which reproduces the issue's reference numbers; "
+                             "causalrec then also runs with that reward model")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--suffix", default="", help="appended to the result file names (e.g. for a quick run)")
     parser.add_argument("--worker", choices=sorted(WORKERS))
@@ -908,6 +1008,7 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             prepared = workers.run("obp", "obd-prepare", [
                 "--data-path", Path(os.environ["CAUSALREC_DATA_DIR"]) / "obd-sample", "--out-dir", tmp,
+                "--bts-n-sim", bts_n_sim(args),
             ])
             print(f"OBP data, BTS tables and reward models prepared in {time.perf_counter() - start:.0f} s",
                   flush=True)
