@@ -988,6 +988,9 @@ def main(argv=None) -> int:
     parser.add_argument("--config")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
+    if args.obp_pipeline == "example" and args.resampling != "obp-example":
+        parser.error("--obp-pipeline example is OBP's example script, which draws its own resamples: "
+                     f"pass --resampling obp-example as well (got --resampling {args.resampling})")
     if args.worker:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
         _write_json(Path(args.out), WORKERS[args.worker](config))
