@@ -61,7 +61,8 @@ def test_evaluate_from_parquet_files_writes_the_json_contract(tmp_path):
     assert [e["estimator"] for e in payload["estimates"]] == ["ips", "snips", "dr"]
     for estimate in payload["estimates"]:
         assert set(estimate) >= {"estimator", "value", "ci_low", "ci_high", "se"}
-    assert {"ess", "max_weight", "mean_weight", "warnings"} <= set(payload["diagnostics"])
+    assert {"ess", "max_weight", "mean_weight", "warnings", "reward_model_fit"} <= set(payload["diagnostics"])
+    assert payload["diagnostics"]["reward_model_fit"]["skill"] > 0  # clicks depend on user and item here
     truth = world.policy_value(policy.softmax(world.relevance, 1.0, 2))
     ips = payload["estimates"][0]
     assert abs(ips["value"] - truth) < 4 * ips["se"]

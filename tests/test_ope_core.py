@@ -274,3 +274,52 @@ def test_unsupported_mass_agrees_across_target_representations():
     assert unsupported_mass(feedback, sparse) == pytest.approx(expected_dense)
     expected_shared = dense[np.arange(n) % 3, 4:, feedback.position].sum(axis=1).mean()
     assert unsupported_mass(feedback, shared) == pytest.approx(expected_shared)
+
+
+def test_reward_model_fit_is_the_held_out_loss_against_each_folds_training_mean():
+    """Oracles: scikit-learn's log loss of the out-of-fold predictions; a prior-only model (scikit-learn's
+    DummyClassifier, fitted on the training folds) predicts exactly the constant the fit is judged against, so
+    its skill is zero and it is flagged."""
+    from sklearn.dummy import DummyClassifier
+    from sklearn.metrics import log_loss
+
+    world = simulate.make_world(n_users=300, n_items=10, n_positions=1, random_state=0)
+    logs = world.sample_logs(4000, random_state=0)
+    target = policy.uniform_random(4000, 10)
+    predictions = cross_fit_rewards(logs, target, n_folds=3, random_state=0)
+    result = evaluate_policy(logs, target, estimators=["dm"], random_state=0)
+    fit = result.diagnostics.reward_model_fit
+    assert fit.metric == "log_loss"
+    assert fit.held_out == pytest.approx(log_loss(logs.reward, predictions.q_logged), rel=1e-9)
+    assert fit.skill == pytest.approx(1 - fit.held_out / fit.constant, rel=1e-12)
+    assert fit.skill > 0.05 and not fit.warnings  # the simulator's clicks depend on user and item
+    assert "skill +" in result.summary()
+
+    prior = cross_fit_rewards(logs, target, DummyClassifier(strategy="prior"), n_folds=3, random_state=0)
+    np.testing.assert_allclose(prior.q_logged, prior.fold_mean, rtol=1e-12)
+    with pytest.warns(CausalrecWarning, match="no better than a constant"):
+        flat = evaluate_policy(logs, target, estimators=["dm"], reward_model=DummyClassifier(strategy="prior"))
+    assert flat.diagnostics.reward_model_fit.skill == pytest.approx(0.0, abs=1e-12)
+    assert flat.diagnostics.reward_model_fit.constant == pytest.approx(fit.constant, rel=1e-12)
+
+
+def test_a_reward_model_without_held_out_skill_is_flagged_and_the_weights_stay_reliable():
+    """Rewards that are pure noise (independent of context and action): no model can beat the training mean
+    on held-out rounds, and the default one, flexible enough to chase the noise, does worse."""
+    rng = np.random.default_rng(0)
+    n = 5000
+    logs = LoggedFeedback(action=rng.integers(0, 5, n), reward=(rng.random(n) < 0.05).astype(float),
+                          pscore=np.full(n, 0.2), context=rng.normal(size=(n, 4)), n_actions=5)
+    with pytest.warns(CausalrecWarning, match="no better than a constant"):
+        result = evaluate_policy(logs, policy.uniform_random(n, 5), random_state=0)
+    diagnostics = result.diagnostics
+    assert diagnostics.reward_model_fit.skill < 0
+    assert diagnostics.reliable  # the weights are those of the logging policy itself
+    assert any("no better than a constant" in w for w in diagnostics.warnings)
+    assert result.summary().index("no better than a constant") < result.summary().index("estimator")
+    assert result.to_dict()["diagnostics"]["reward_model_fit"]["skill"] < 0
+    # No reward model, no fit: the weighting estimators alone, or predictions the caller made.
+    assert evaluate_policy(logs, policy.uniform_random(n, 5), estimators=["ips"]).diagnostics.reward_model_fit is None
+    given = evaluate_policy(logs, policy.uniform_random(n, 5), estimators=["dm"],
+                            estimated_rewards=np.full((n, 5), 0.05))
+    assert given.diagnostics.reward_model_fit is None

@@ -58,8 +58,8 @@ def demo(
                     progress.advance(task)
     except (ValidationError, FileNotFoundError) as error:
         raise fail(str(error)) from error
-    for warning in caught:
-        console.print(f"[yellow]warning:[/] {warning.message}")
+    for message in dict.fromkeys(str(warning.message) for warning in caught):  # each once, in order
+        console.print(f"[yellow]warning:[/] {message}")
     for evaluation in evaluations:
         console.print(evaluation.summary(), end="\n\n")
     report = Report(

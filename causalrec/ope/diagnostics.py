@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,57 @@ MEAN_WEIGHT_WARNING_LEVEL = 0.001
 
 
 @dataclass(frozen=True)
+class RewardModelFit(ResultMixin):
+    """How well the cross-fitted reward model predicts the logged rewards it never saw, against a constant.
+
+    ``held_out`` is the mean loss (log loss for 0/1 rewards, squared error otherwise) of the out-of-fold
+    predictions ``q(x_i, a_i, l_i)``; ``constant`` the same loss of each fold's training mean, the model that
+    knows nothing about contexts or actions. ``skill = 1 - held_out / constant``: above 0 the model has learned
+    something that generalises; at or below 0 its predictions are noise around the mean, and the direct method
+    (and ``auto`` when it shrinks toward it) then rests on that noise.
+    """
+
+    model: str
+    metric: str
+    held_out: float
+    constant: float
+    skill: float
+    n_folds: int
+    n_constant_folds: int
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = {k: v for k, v in self.to_dict().items() if k != "warnings"}
+        return pd.DataFrame({"diagnostic": list(rows), "value": list(rows.values())})
+
+
+def reward_model_fit(
+    reward: np.ndarray, q_logged: np.ndarray, fold_mean: np.ndarray, model: str, n_folds: int,
+    n_constant_folds: int,
+) -> RewardModelFit:
+    """Compare the out-of-fold predictions ``q_logged`` with the training folds' means ``fold_mean``."""
+    binary = bool(np.isin(reward, (0.0, 1.0)).all())
+    if binary:
+        def loss(prediction: np.ndarray) -> float:
+            p = np.clip(prediction, 1e-15, 1 - 1e-15)
+            return float(-np.mean(reward * np.log(p) + (1 - reward) * np.log1p(-p)))
+    else:
+        def loss(prediction: np.ndarray) -> float:
+            return float(np.mean(np.square(reward - prediction)))
+    held_out, constant = loss(q_logged), loss(fold_mean)
+    skill = 1 - held_out / constant if constant > 0 else (0.0 if held_out == 0 else -np.inf)
+    metric = "log_loss" if binary else "squared_error"
+    messages = []
+    if skill <= 0:
+        messages.append(
+            f"the reward model ({model}) predicts the held-out rewards no better than a constant ({metric.replace('_', ' ')} "
+            f"{held_out:.5g} vs {constant:.5g} for the training folds' mean): DM, and auto when it leans on the "
+            "model, rest on noise; prefer the weighting estimators or a simpler reward model"
+        )
+    return RewardModelFit(model, metric, held_out, constant, float(skill), n_folds, n_constant_folds, tuple(messages))
+
+
+@dataclass(frozen=True)
 class WeightDiagnostics(ResultMixin):
     """Diagnostics of one target policy on one set of logs.
 
@@ -26,7 +77,10 @@ class WeightDiagnostics(ResultMixin):
     pscores are right and the target is a distribution (its interval excluding 1 hints at wrong pscores or a
     target that puts mass where the logs have none); ``unsupported_mass`` is the share of the target's mass on
     (action, slot) pairs that never occur in the logs; ``n_positive_rewards`` counts the outcomes behind the
-    estimate.
+    estimate. ``reliable`` says whether the weights support an estimate (no weight warning).
+
+    ``reward_model_fit`` (when a reward model was cross-fitted) is its held-out fit against a constant; its warning
+    joins ``warnings`` but leaves ``reliable`` alone, since the weighting estimators do not use the model.
     """
 
     n_rounds: int
@@ -40,6 +94,11 @@ class WeightDiagnostics(ResultMixin):
     n_positive_rewards: int
     reliable: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    reward_model_fit: RewardModelFit | None = None
+
+    def with_reward_model(self, fit: RewardModelFit) -> WeightDiagnostics:
+        """These diagnostics with the reward model's held-out fit (and its warning) added."""
+        return replace(self, reward_model_fit=fit, warnings=(*self.warnings, *fit.warnings))
 
     def to_frame(self) -> pd.DataFrame:
         rows = {
@@ -55,6 +114,9 @@ class WeightDiagnostics(ResultMixin):
             "n_positive_rewards": self.n_positive_rewards,
             "reliable": self.reliable,
         }
+        if self.reward_model_fit is not None:
+            rows.update({f"reward_model_{k}": v for k, v in self.reward_model_fit.to_dict().items()
+                         if k in ("held_out", "constant", "skill")})
         return pd.DataFrame({"diagnostic": list(rows), "value": list(rows.values())})
 
     def summary(self) -> str:

@@ -18,7 +18,7 @@ from scipy import stats
 from causalrec._results import ResultMixin
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import CausalrecWarning, ValidationError
-from causalrec.ope.diagnostics import WeightDiagnostics, weight_diagnostics
+from causalrec.ope.diagnostics import WeightDiagnostics, reward_model_fit, weight_diagnostics
 from causalrec.ope.estimators import ESTIMATORS, DoublyRobustWithShrinkage, Estimator, EstimatorInputs
 from causalrec.ope.inference import (
     BOOTSTRAP_METHODS,
@@ -89,6 +89,10 @@ class EvaluationResult(ResultMixin):
             f"{diag.mean_weight:.3f} [{diag.mean_weight_ci[0]:.3f}, {diag.mean_weight_ci[1]:.3f}], "
             f"{diag.n_positive_rewards} positive rewards"
         )
+        fit = diag.reward_model_fit
+        if fit is not None:
+            facts += (f"; reward model held-out {fit.metric.replace('_', ' ')} {fit.held_out:.4g} vs {fit.constant:.4g} "
+                      f"for a constant (skill {fit.skill:+.3f})")
         return "\n".join([header, *warnings_block, table, facts, *notes])
 
     def to_dict(self) -> dict:
@@ -278,6 +282,12 @@ def _prepare(
             predictions = cross_fit_rewards(feedback, target, reward_model, n_folds, random_state, groups=groups)
             q_logged, q_target, model_name = predictions.q_logged, predictions.q_target, predictions.model
             metadata["constant_reward_folds"] = predictions.n_constant_folds
+            fit = reward_model_fit(feedback.reward, q_logged, predictions.fold_mean, model_name, n_folds,
+                                   predictions.n_constant_folds)
+            diagnostics = diagnostics.with_reward_model(fit)
+            if warn:
+                for message in fit.warnings:
+                    warnings.warn(message, CausalrecWarning, stacklevel=3)
             if groups is not None:
                 metadata["fold_groups"] = int(len(np.unique(groups)))
     inputs = EstimatorInputs(feedback.reward, weight, q_logged, q_target)

@@ -33,13 +33,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RewardPredictions:
-    """``q_logged[i] = q(x_i, a_i, l_i)`` and ``q_target[i] = sum_a pi_e(a | i) q(x_i, a, l_i)``."""
+    """``q_logged[i] = q(x_i, a_i, l_i)`` and ``q_target[i] = sum_a pi_e(a | i) q(x_i, a, l_i)``, both from the
+    model that did not see round ``i``; ``fold_mean[i]`` is that model's training mean reward (the constant
+    model the fit is judged against)."""
 
     q_logged: np.ndarray
     q_target: np.ndarray
     n_folds: int
     n_constant_folds: int
     model: str
+    fold_mean: np.ndarray
 
 
 def default_reward_model(binary: bool, random_state: int | None = None):
@@ -145,6 +148,7 @@ def cross_fit_rewards(
     logged_features = design_matrix(feedback, rows, feedback.action, feedback.position)
     q_logged = np.empty(n)
     q_target = np.zeros(n)
+    fold_mean = np.empty(n)
     constant_folds = 0
     fold_of_round = np.empty(n, dtype=np.int64)
     for fold, (_, test) in enumerate(folds):
@@ -152,6 +156,7 @@ def cross_fit_rewards(
     support_fold = fold_of_round[support_rounds]
     for fold, (train, test) in enumerate(folds):
         in_fold = support_fold == fold
+        fold_mean[test] = reward[train].mean()
         if binary and np.unique(reward[train]).size < 2:
             constant_folds += 1
             q_logged[test] = reward[train].mean()
@@ -165,4 +170,4 @@ def cross_fit_rewards(
         np.add.at(q_target, support_rounds[in_fold], support_probs[in_fold] * _predict(fitted, features, binary))
     if constant_folds:
         logger.info("%d of %d folds had a single reward class; they used the training mean", constant_folds, n_folds)
-    return RewardPredictions(q_logged, q_target, n_folds, constant_folds, type(model).__name__)
+    return RewardPredictions(q_logged, q_target, n_folds, constant_folds, type(model).__name__, fold_mean)

@@ -29,6 +29,12 @@ def ope_truth_section(evaluations: Sequence, title: str = "Off-policy evaluation
     for evaluation in evaluations:
         for message in evaluation.result.diagnostics.warnings:
             section.warnings.append(f"{evaluation.label}: {message}")
+    fits = [(evaluation.label, evaluation.result.diagnostics.reward_model_fit) for evaluation in evaluations]
+    fits = [{"evaluation": label, "model": fit.model, "metric": fit.metric, "held_out": fit.held_out,
+             "constant": fit.constant, "skill": fit.skill} for label, fit in fits if fit is not None]
+    if fits:
+        section.tables.append(("Reward model of DM / DR: held-out loss against a constant (skill <= 0: no better "
+                               "than the training folds' mean)", pd.DataFrame(fits)))
     section.data["evaluations"] = [evaluation.to_dict() for evaluation in evaluations]
 
     n_columns = min(3, len(evaluations))
