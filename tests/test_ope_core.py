@@ -323,3 +323,33 @@ def test_a_reward_model_without_held_out_skill_is_flagged_and_the_weights_stay_r
     given = evaluate_policy(logs, policy.uniform_random(n, 5), estimators=["dm"],
                             estimated_rewards=np.full((n, 5), 0.05))
     assert given.diagnostics.reward_model_fit is None
+
+
+def test_a_comparison_cross_fits_the_reward_model_once_and_scores_every_candidate_with_it():
+    """K fits for any number of candidates (not K per candidate), and each candidate's DM value is exactly the
+    one the shared fold models give it: a model whose fits all differ (a random draw per fit) would otherwise
+    score the candidates with different models."""
+    fits = []
+
+    class RandomPerFit(BaseEstimator, RegressorMixin):
+        def fit(self, features, reward):
+            fits.append(self)
+            self.level_ = np.random.default_rng(len(fits)).random()
+            return self
+
+        def predict(self, features):
+            return np.full(features.shape[0], self.level_)
+
+    world = simulate.make_world(n_users=100, n_items=6, n_positions=1, random_state=0)
+    logs = world.sample_logs(900, random_state=0)
+    scores = world.relevance[logs.user_id]
+    targets = {"uniform": policy.uniform_random(900, 6), "greedy": policy.greedy_top_k(scores, 1),
+               "soft": policy.softmax(scores, 0.5, 1), "eps": policy.epsilon_greedy(scores, 0.2, 1)}
+    comparison = compare_policies(logs, targets, baseline="uniform", estimator="dm", reward_model=RandomPerFit(),
+                                  n_folds=3, random_state=0)
+    assert len(fits) == 3
+    # Every target puts mass 1 on each round, so its DM value is the mean of the fold levels over the rounds:
+    # the same for all candidates when the fold models are shared, and the paired differences are exactly 0.
+    values = comparison.values["value"].to_numpy()
+    np.testing.assert_allclose(values, values[0], rtol=1e-12)
+    np.testing.assert_allclose(comparison.differences["difference"], 0.0, atol=1e-12)

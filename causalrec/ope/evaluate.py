@@ -28,7 +28,7 @@ from causalrec.ope.inference import (
     score_interval,
     variance_degrees_of_freedom,
 )
-from causalrec.ope.reward_model import cross_fit_rewards
+from causalrec.ope.reward_model import CrossFittedRewardModel, fit_reward_model
 from causalrec.ope.tuning import AutoEstimator
 from causalrec.policy import ActionDistribution, TableDistribution, as_action_distribution
 
@@ -251,8 +251,10 @@ def _fold_groups(feedback: LoggedFeedback, fold_groups) -> np.ndarray | None:
 
 def _prepare(
     feedback, target, needs_rewards, reward_model, estimated_rewards, n_folds, random_state, alpha, warn=True,
-    pscore_model="auto", fold_groups=None,
+    pscore_model="auto", fold_groups=None, fitted: CrossFittedRewardModel | None = None,
 ) -> _Prepared:
+    """Weights, diagnostics and (when needed) reward predictions of one target; ``fitted`` is a reward model
+    already cross-fitted on these logs (shared by the targets of a comparison)."""
     if not isinstance(feedback, LoggedFeedback):
         raise ValidationError("feedback", "a LoggedFeedback", type(feedback).__name__, owner=_OWNER)
     metadata: dict = {}
@@ -279,7 +281,9 @@ def _prepare(
             q_logged, q_target = _rewards_from_array(feedback, target, estimated_rewards)
             model_name = "precomputed"
         else:
-            predictions = cross_fit_rewards(feedback, target, reward_model, n_folds, random_state, groups=groups)
+            if fitted is None:
+                fitted = fit_reward_model(feedback, reward_model, n_folds, random_state, groups=groups)
+            predictions = fitted.predictions(target)
             q_logged, q_target, model_name = predictions.q_logged, predictions.q_target, predictions.model
             metadata["constant_reward_folds"] = predictions.n_constant_folds
             fit = reward_model_fit(feedback.reward, q_logged, predictions.fold_mean, model_name, n_folds,
@@ -554,11 +558,15 @@ def compare_policies(
     source: dict = {}
     if isinstance(feedback, LoggedFeedback) and feedback.pscore is None and pscore_model is not None:
         feedback, source = with_estimated_pscore(feedback, pscore_model, random_state)  # once for all targets
-    prepared = {}
+    prepared, fitted = {}, None
     for name, target in targets.items():
         rewards = None if estimated_rewards is None else estimated_rewards.get(name)
+        if template.needs_reward_model and rewards is None and fitted is None and isinstance(feedback, LoggedFeedback):
+            # One cross-fit for every candidate: the same fold models score all of them.
+            fitted = fit_reward_model(feedback, reward_model, n_folds, random_state,
+                                      groups=_fold_groups(feedback, fold_groups))
         prepared[name] = _prepare(feedback, target, template.needs_reward_model, reward_model, rewards, n_folds,
-                                  random_state, alpha, pscore_model=None, fold_groups=fold_groups)
+                                  random_state, alpha, pscore_model=None, fold_groups=fold_groups, fitted=fitted)
     n_candidates = max(len(targets) - 1, 1)
     level = alpha / n_candidates if adjust == "bonferroni" else alpha
     values, differences = [], []

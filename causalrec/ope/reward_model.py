@@ -112,15 +112,64 @@ def group_folds(
     return fold_of_group[inverse]
 
 
-def cross_fit_rewards(
+@dataclass(frozen=True)
+class CrossFittedRewardModel:
+    """A reward model fitted once per fold on the logs; it predicts any target policy's ``q_target``.
+
+    ``models[k]`` was trained on the rounds outside fold ``k`` (``None``: that training split had a single reward
+    class and the fold predicts its training mean). Fitting once and predicting every candidate policy keeps the
+    work of a comparison of many policies at one cross-fit, and scores all of them with the same models, so the
+    paired differences compare policies, not refits.
+    """
+
+    feedback: LoggedFeedback
+    models: tuple
+    fold_of_round: np.ndarray
+    fold_mean: np.ndarray
+    q_logged: np.ndarray
+    binary: bool
+    model: str
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.models)
+
+    @property
+    def n_constant_folds(self) -> int:
+        return sum(fitted is None for fitted in self.models)
+
+    def predict_target(self, target: ActionDistribution) -> np.ndarray:
+        """``q_target[i] = sum_a pi_e(a | i) q(x_i, a, l_i)`` from the model that did not see round ``i``."""
+        feedback = self.feedback
+        support_rounds, support_actions, support_probs = target.support(feedback.position)
+        support_positions = feedback.position[support_rounds]
+        support_fold = self.fold_of_round[support_rounds]
+        q_target = np.zeros(feedback.n_rounds)
+        for fold, fitted in enumerate(self.models):
+            in_fold = support_fold == fold
+            if fitted is None:
+                prediction = self.fold_mean[support_rounds[in_fold]]
+            else:
+                features = design_matrix(
+                    feedback, support_rounds[in_fold], support_actions[in_fold], support_positions[in_fold]
+                )
+                prediction = _predict(fitted, features, self.binary)
+            np.add.at(q_target, support_rounds[in_fold], support_probs[in_fold] * prediction)
+        return q_target
+
+    def predictions(self, target: ActionDistribution) -> RewardPredictions:
+        return RewardPredictions(self.q_logged, self.predict_target(target), self.n_folds, self.n_constant_folds,
+                                 self.model, self.fold_mean)
+
+
+def fit_reward_model(
     feedback: LoggedFeedback,
-    target: ActionDistribution,
     model=None,
     n_folds: int = 3,
     random_state: int | None = None,
     groups=None,
-) -> RewardPredictions:
-    """Cross-fit ``model`` (a scikit-learn estimator, cloned per fold) and predict ``q_logged`` / ``q_target``.
+) -> CrossFittedRewardModel:
+    """Cross-fit ``model`` (a scikit-learn estimator, cloned per fold; LightGBM by default) on the logs.
 
     ``groups``: optional label per round; rounds with equal labels stay in one fold (copies of one logged round
     in a bootstrap resample, or one user's rounds).
@@ -143,31 +192,35 @@ def cross_fit_rewards(
     else:
         folds = list(KFold(n_splits=n_folds, shuffle=True, random_state=random_state).split(rows))
 
-    support_rounds, support_actions, support_probs = target.support(feedback.position)
-    support_positions = feedback.position[support_rounds]
     logged_features = design_matrix(feedback, rows, feedback.action, feedback.position)
     q_logged = np.empty(n)
-    q_target = np.zeros(n)
     fold_mean = np.empty(n)
-    constant_folds = 0
     fold_of_round = np.empty(n, dtype=np.int64)
-    for fold, (_, test) in enumerate(folds):
-        fold_of_round[test] = fold
-    support_fold = fold_of_round[support_rounds]
+    models = []
     for fold, (train, test) in enumerate(folds):
-        in_fold = support_fold == fold
+        fold_of_round[test] = fold
         fold_mean[test] = reward[train].mean()
         if binary and np.unique(reward[train]).size < 2:
-            constant_folds += 1
+            models.append(None)
             q_logged[test] = reward[train].mean()
-            np.add.at(q_target, support_rounds[in_fold], support_probs[in_fold] * reward[train].mean())
             continue
         fitted = clone(model).fit(logged_features[train], reward[train])
+        models.append(fitted)
         q_logged[test] = _predict(fitted, logged_features[test], binary)
-        features = design_matrix(
-            feedback, support_rounds[in_fold], support_actions[in_fold], support_positions[in_fold]
-        )
-        np.add.at(q_target, support_rounds[in_fold], support_probs[in_fold] * _predict(fitted, features, binary))
+    constant_folds = sum(fitted is None for fitted in models)
     if constant_folds:
         logger.info("%d of %d folds had a single reward class; they used the training mean", constant_folds, n_folds)
-    return RewardPredictions(q_logged, q_target, n_folds, constant_folds, type(model).__name__, fold_mean)
+    return CrossFittedRewardModel(feedback, tuple(models), fold_of_round, fold_mean, q_logged, binary,
+                                  type(model).__name__)
+
+
+def cross_fit_rewards(
+    feedback: LoggedFeedback,
+    target: ActionDistribution,
+    model=None,
+    n_folds: int = 3,
+    random_state: int | None = None,
+    groups=None,
+) -> RewardPredictions:
+    """Cross-fit ``model`` (see :func:`fit_reward_model`) and predict ``q_logged`` / ``q_target`` for ``target``."""
+    return fit_reward_model(feedback, model, n_folds, random_state, groups).predictions(target)
