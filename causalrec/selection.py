@@ -442,7 +442,7 @@ def select_models(
         decision = "no significant winner: no candidate's simultaneous lower bound of uplift is above 0"
     correction = (f"Bonferroni over {m} candidates: one-sided lower bounds at level {alpha / m:.3g} each "
                   f"(family-wise error <= {alpha}); intervals two-sided at {alpha / m:.3g}")
-    warnings_ = tuple(f"{name}: {w}" for name, d in comparison.diagnostics.items() for w in d.warnings)
+    warnings_ = comparison.warnings
     if comparison.pscore_source != "logged":
         warnings_ = (f"pscore {comparison.pscore_source}", *warnings_)
     return Leaderboard(table, winner, decision, correction, baseline, comparison.estimator, alpha, accuracy_metric,

@@ -318,6 +318,17 @@ def test_a_reward_model_without_held_out_skill_is_flagged_and_the_weights_stay_r
     assert any("no better than a constant" in w for w in diagnostics.warnings)
     assert result.summary().index("no better than a constant") < result.summary().index("estimator")
     assert result.to_dict()["diagnostics"]["reward_model_fit"]["skill"] < 0
+    # A comparison shares one reward model: its warning is given once, not once per candidate.
+    scores = rng.normal(size=(n, 5))
+    targets = {"a": policy.uniform_random(n, 5), "b": policy.softmax(scores, 1.0, 1),
+               "c": policy.epsilon_greedy(scores, 0.3, 1)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CausalrecWarning)
+        comparison = compare_policies(logs, targets, baseline="a", random_state=0)
+    assert sum("no better than a constant" in str(w.message) for w in caught) == 1
+    assert sum("no better than a constant" in w for w in comparison.warnings) == 1
+    assert all(d.reward_model_fit.skill < 0 for d in comparison.diagnostics.values())
+    assert comparison.summary().count("no better than a constant") == 1
     # No reward model, no fit: the weighting estimators alone, or predictions the caller made.
     assert evaluate_policy(logs, policy.uniform_random(n, 5), estimators=["ips"]).diagnostics.reward_model_fit is None
     given = evaluate_policy(logs, policy.uniform_random(n, 5), estimators=["dm"],

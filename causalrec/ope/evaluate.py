@@ -18,7 +18,7 @@ from scipy import stats
 from causalrec._results import ResultMixin
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import CausalrecWarning, ValidationError
-from causalrec.ope.diagnostics import WeightDiagnostics, reward_model_fit, weight_diagnostics
+from causalrec.ope.diagnostics import WeightDiagnostics, weight_diagnostics
 from causalrec.ope.estimators import ESTIMATORS, DoublyRobustWithShrinkage, Estimator, EstimatorInputs
 from causalrec.ope.inference import (
     BOOTSTRAP_METHODS,
@@ -281,16 +281,15 @@ def _prepare(
             q_logged, q_target = _rewards_from_array(feedback, target, estimated_rewards)
             model_name = "precomputed"
         else:
-            if fitted is None:
+            shared = fitted is not None
+            if not shared:
                 fitted = fit_reward_model(feedback, reward_model, n_folds, random_state, groups=groups)
             predictions = fitted.predictions(target)
             q_logged, q_target, model_name = predictions.q_logged, predictions.q_target, predictions.model
             metadata["constant_reward_folds"] = predictions.n_constant_folds
-            fit = reward_model_fit(feedback.reward, q_logged, predictions.fold_mean, model_name, n_folds,
-                                   predictions.n_constant_folds)
-            diagnostics = diagnostics.with_reward_model(fit)
-            if warn:
-                for message in fit.warnings:
+            diagnostics = diagnostics.with_reward_model(fitted.held_out_fit)
+            if warn and not shared:  # the caller of a shared model warns once for all targets
+                for message in fitted.held_out_fit.warnings:
                     warnings.warn(message, CausalrecWarning, stacklevel=3)
             if groups is not None:
                 metadata["fold_groups"] = int(len(np.unique(groups)))
@@ -503,9 +502,16 @@ class PolicyComparison(ResultMixin):
             "",
             self.differences.to_string(index=False, float_format=lambda v: f"{v:.6g}"),
         ]
-        for name, diagnostics in self.diagnostics.items():
-            lines += [f"WARNING ({name}): {w}" for w in diagnostics.warnings]
+        lines += [f"WARNING: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The shared reward model's warning once, then each candidate's own warnings under its name."""
+        shared = dict.fromkeys(w for d in self.diagnostics.values() if d.reward_model_fit is not None
+                               for w in d.reward_model_fit.warnings)
+        named = [f"{name}: {w}" for name, d in self.diagnostics.items() for w in d.warnings if w not in shared]
+        return (*shared, *named)
 
     def to_dict(self) -> dict:
         from causalrec._results import to_jsonable
@@ -520,6 +526,7 @@ class PolicyComparison(ResultMixin):
             "estimates": to_jsonable(self.values),
             "comparisons": to_jsonable(self.differences),
             "diagnostics": {k: v.to_dict() for k, v in self.diagnostics.items()},
+            "warnings": list(self.warnings),
         }
 
 
@@ -565,6 +572,8 @@ def compare_policies(
             # One cross-fit for every candidate: the same fold models score all of them.
             fitted = fit_reward_model(feedback, reward_model, n_folds, random_state,
                                       groups=_fold_groups(feedback, fold_groups))
+            for message in fitted.held_out_fit.warnings:
+                warnings.warn(message, CausalrecWarning, stacklevel=2)
         prepared[name] = _prepare(feedback, target, template.needs_reward_model, reward_model, rewards, n_folds,
                                   random_state, alpha, pscore_model=None, fold_groups=fold_groups, fitted=fitted)
     n_candidates = max(len(targets) - 1, 1)

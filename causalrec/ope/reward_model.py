@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import ValidationError
+from causalrec.ope.diagnostics import RewardModelFit, reward_model_fit
 from causalrec.policy import ActionDistribution
 
 logger = logging.getLogger(__name__)
@@ -137,6 +139,12 @@ class CrossFittedRewardModel:
     @property
     def n_constant_folds(self) -> int:
         return sum(fitted is None for fitted in self.models)
+
+    @cached_property
+    def held_out_fit(self) -> RewardModelFit:
+        """The out-of-fold loss against the training folds' means (see :class:`RewardModelFit`)."""
+        return reward_model_fit(self.feedback.reward, self.q_logged, self.fold_mean, self.model, self.n_folds,
+                                self.n_constant_folds)
 
     def predict_target(self, target: ActionDistribution) -> np.ndarray:
         """``q_target[i] = sum_a pi_e(a | i) q(x_i, a, l_i)`` from the model that did not see round ``i``."""
