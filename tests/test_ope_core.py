@@ -303,6 +303,15 @@ def test_reward_model_fit_is_the_held_out_loss_against_each_folds_training_mean(
     assert flat.diagnostics.reward_model_fit.constant == pytest.approx(fit.constant, rel=1e-12)
 
 
+def test_a_regressors_fit_is_judged_by_squared_error_in_closed_form(small):
+    feedback, target = small
+    fit = evaluate_policy(feedback, target, estimators=["dm"], reward_model=ActionValueModel(), n_folds=2,
+                          random_state=0).diagnostics.reward_model_fit
+    q_logged = np.array([0.2, 0.5, 0.9])[feedback.action]
+    assert fit.metric == "squared_error"
+    assert fit.held_out == pytest.approx(np.mean((feedback.reward - q_logged) ** 2), rel=1e-12)
+
+
 def test_a_reward_model_without_held_out_skill_is_flagged_and_the_weights_stay_reliable():
     """Rewards that are pure noise (independent of context and action): no model can beat the training mean
     on held-out rounds, and the default one, flexible enough to chase the noise, does worse."""

@@ -22,9 +22,9 @@ MEAN_WEIGHT_WARNING_LEVEL = 0.001
 class RewardModelFit(ResultMixin):
     """How well the cross-fitted reward model predicts the logged rewards it never saw, against a constant.
 
-    ``held_out`` is the mean loss (log loss for 0/1 rewards, squared error otherwise) of the out-of-fold
-    predictions ``q(x_i, a_i, l_i)``; ``constant`` the same loss of each fold's training mean, the model that
-    knows nothing about contexts or actions. ``skill = 1 - held_out / constant``: above 0 the model has learned
+    ``held_out`` is the mean loss (log loss for a classifier's click probabilities, squared error otherwise) of
+    the out-of-fold predictions ``q(x_i, a_i, l_i)``; ``constant`` the same loss of each fold's training mean,
+    the model that knows nothing about contexts or actions. ``skill = 1 - held_out / constant``: above 0 the model has learned
     something that generalises; at or below 0 its predictions are noise around the mean, and the direct method
     (and ``auto`` when it shrinks toward it) then rests on that noise.
     """
@@ -45,11 +45,11 @@ class RewardModelFit(ResultMixin):
 
 def reward_model_fit(
     reward: np.ndarray, q_logged: np.ndarray, fold_mean: np.ndarray, model: str, n_folds: int,
-    n_constant_folds: int,
+    n_constant_folds: int, log_loss: bool,
 ) -> RewardModelFit:
-    """Compare the out-of-fold predictions ``q_logged`` with the training folds' means ``fold_mean``."""
-    binary = bool(np.isin(reward, (0.0, 1.0)).all())
-    if binary:
+    """Compare the out-of-fold predictions ``q_logged`` with the training folds' means ``fold_mean``: by log loss
+    (0/1 rewards predicted as probabilities) or squared error (anything else, e.g. a regressor's predictions)."""
+    if log_loss:
         def loss(prediction: np.ndarray) -> float:
             p = np.clip(prediction, 1e-15, 1 - 1e-15)
             return float(-np.mean(reward * np.log(p) + (1 - reward) * np.log1p(-p)))
@@ -58,7 +58,7 @@ def reward_model_fit(
             return float(np.mean(np.square(reward - prediction)))
     held_out, constant = loss(q_logged), loss(fold_mean)
     skill = 1 - held_out / constant if constant > 0 else (0.0 if held_out == 0 else -np.inf)
-    metric = "log_loss" if binary else "squared_error"
+    metric = "log_loss" if log_loss else "squared_error"
     messages = []
     if skill <= 0:
         messages.append(

@@ -144,7 +144,7 @@ class CrossFittedRewardModel:
     def held_out_fit(self) -> RewardModelFit:
         """The out-of-fold loss against the training folds' means (see :class:`RewardModelFit`)."""
         return reward_model_fit(self.feedback.reward, self.q_logged, self.fold_mean, self.model, self.n_folds,
-                                self.n_constant_folds)
+                                self.n_constant_folds, log_loss=self.binary)
 
     def predict_target(self, target: ActionDistribution) -> np.ndarray:
         """``q_target[i] = sum_a pi_e(a | i) q(x_i, a, l_i)`` from the model that did not see round ``i``."""
@@ -210,16 +210,17 @@ def fit_reward_model(
         fold_mean[test] = reward[train].mean()
         if binary and np.unique(reward[train]).size < 2:
             models.append(None)
-            q_logged[test] = reward[train].mean()
+            q_logged[test] = fold_mean[test]
             continue
         fitted = clone(model).fit(logged_features[train], reward[train])
         models.append(fitted)
         q_logged[test] = _predict(fitted, logged_features[test], binary)
-    constant_folds = sum(fitted is None for fitted in models)
-    if constant_folds:
-        logger.info("%d of %d folds had a single reward class; they used the training mean", constant_folds, n_folds)
-    return CrossFittedRewardModel(feedback, tuple(models), fold_of_round, fold_mean, q_logged, binary,
-                                  type(model).__name__)
+    result = CrossFittedRewardModel(feedback, tuple(models), fold_of_round, fold_mean, q_logged, binary,
+                                    type(model).__name__)
+    if result.n_constant_folds:
+        logger.info("%d of %d folds had a single reward class; they used the training mean", result.n_constant_folds,
+                    n_folds)
+    return result
 
 
 def cross_fit_rewards(
