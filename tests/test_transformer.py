@@ -8,6 +8,7 @@ padding, files round-trip bit-exactly, a resumed run equals an uninterrupted one
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -623,3 +624,60 @@ def test_throughput_benchmark_runs_with_only_the_gpu_image_packages(tmp_path):
     fast, reference = payload["configurations"]["fast_path"], payload["configurations"]["reference_eager_fp32_batch128"]
     assert payload["speedup_fast_over_reference"] == pytest.approx(
         fast["positions_per_second"] / reference["positions_per_second"])
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on CPU needs a C compiler")
+def test_the_gpu_training_path_runs_on_cpu_with_one_compiled_graph():
+    """CI has no GPU, so the settings ``"auto"`` picks on one (bf16 autocast and ``torch.compile`` of the loss
+    step) are forced here on CPU: the model must still learn the cyclic rule, score finitely, report what it ran,
+    and compile exactly one graph (equal batch shapes every step; a recompilation per batch would make the GPU path
+    slower than eager)."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = _tiny(precision="bf16", compile=True, device="cpu").fit(_cyclic_sequences(), N_ITEMS)
+    assert model.history_.precision == "bf16" and model.history_.compiled
+    assert counters["stats"]["unique_graphs"] == 1
+    users = _cyclic_sequences(60, seed=1)
+    scores = model.score([u[:-1] for u in users])
+    assert np.isfinite(scores).all()
+    assert (scores.argmax(1) == np.array([u[-1] for u in users])).mean() > 0.8
+    torch._dynamo.reset()
+
+
+def test_fused_adamw_takes_the_same_steps_as_the_reference_optimizer():
+    """On GPU the optimizer is AdamW's fused kernel; its updates must equal the plain (for-each) AdamW's on the
+    same batches, with the no-decay parameter group (biases, norms) kept apart. Runs on CPU, where torch has the
+    fused kernel too."""
+    from causalrec.models.network import NetworkSpec, RecommenderNetwork
+    from causalrec.models.objectives import NextItemObjective, build_sequence_tables
+    from causalrec.models.training import TrainingConfig, make_optimizer, make_train_step
+
+    rng = np.random.default_rng(0)
+    histories = [rng.integers(0, 30, size=rng.integers(5, 20)) for _ in range(80)]
+    objective = NextItemObjective(build_sequence_tables(histories, None, 10), 30, 10, torch.device("cpu"),
+                                  loss="full_softmax")
+    config = TrainingConfig(learning_rate=1e-2, weight_decay=0.1)
+    trained = {}
+    for fused in (False, True):
+        torch.manual_seed(0)
+        network = RecommenderNetwork(NetworkSpec(n_items=30, hidden_size=16, n_layers=1, n_heads=2, dropout=0.0,
+                                                 max_history=10))
+        optimizer = make_optimizer(network, config, torch.device("cpu"), fused=fused)
+        assert bool(optimizer.defaults.get("fused")) is fused
+        assert [group["weight_decay"] for group in optimizer.param_groups] == [0.1, 0.0]
+        step = make_train_step(network, objective, optimizer, torch.device("cpu"), None, False, 1.0)
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(5):
+            step(*objective.make_batch(torch.randint(0, objective.n_examples, (32,), generator=generator),
+                                       generator))
+        trained[fused] = {name: tensor.detach().clone() for name, tensor in network.state_dict().items()}
+    initial = RecommenderNetwork(NetworkSpec(n_items=30, hidden_size=16, n_layers=1, n_heads=2, dropout=0.0,
+                                             max_history=10))
+    moved = [name for name, tensor in trained[False].items()
+             if tensor.dtype.is_floating_point and tensor.shape == initial.state_dict()[name].shape]
+    assert moved
+    for name in moved:
+        torch.testing.assert_close(trained[True][name], trained[False][name], rtol=1e-4, atol=5e-5)
