@@ -121,6 +121,89 @@ def test_evaluate_reports_bad_input_without_a_traceback(tmp_path):
     assert "field 'prob'" in result.output and "first offending row: 1" in result.output
 
 
+def test_unreadable_input_files_are_one_line_errors_naming_the_option(tmp_path):
+    """A missing file, a CSV passed as parquet, a single .npy array where an .npz archive of candidates is expected
+    and a malformed CSV: exit 2 with the option, the file and the expectation, never a traceback (exit 1)."""
+    world = simulate.make_world(n_users=20, n_items=4, n_positions=1, random_state=0)
+    good_logs = tmp_path / "logs.parquet"
+    world.sample_logs(50, random_state=1).to_parquet(good_logs)
+    text = tmp_path / "logs.csv"
+    text.write_text("action,reward\n0,1\n")
+    array = tmp_path / "scores.npy"
+    np.save(array, np.zeros((50, 4)))
+    broken = tmp_path / "broken.csv"
+    broken.write_text('a,b\n1,"unterminated\n')
+    missing = tmp_path / "missing.parquet"
+    cases = [
+        (["evaluate", "--logs", str(missing), "--target", str(good_logs)], "--logs", missing, "parquet"),
+        (["evaluate", "--logs", str(text), "--target", str(good_logs)], "--logs", text, "parquet"),
+        (["evaluate", "--logs", str(good_logs), "--target", str(text)], "--target", text, "parquet"),
+        (["select", "--logs", str(good_logs), "--scores", str(array)], "--scores", array, ".npz"),
+        (["select", "--logs", str(missing), "--scores", str(array)], "--logs", missing, "parquet"),
+        (["uplift", "--data", str(broken), "--treatment", "a", "--outcome", "b"], "--data", broken, "CSV"),
+    ]
+    for arguments, option, path, kind in cases:
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 2, (arguments, result.output, result.exception)
+        squeezed = "".join(result.output.split())  # rich wraps long lines, possibly inside the path
+        assert "".join(f"{option} {path}: expected a readable {kind} file".split()) in squeezed, result.output
+    result = runner.invoke(app, ["plan", "--from-json", str(tmp_path), "--daily-traffic", "1000"])
+    assert result.exit_code == 2 and "IsADirectoryError" in result.output, result.output
+
+
+def test_unwritable_outputs_fail_before_any_work(tmp_path, monkeypatch):
+    """An output that cannot be written is refused before the command computes anything (a long run must not be
+    lost at its end): a folder given as a file, a file given as a folder, a folder that cannot be created."""
+    import causalrec.ope.open_bandit as open_bandit
+
+    def never(*args, **kwargs):
+        raise AssertionError("the evaluation ran although its output cannot be written")
+
+    monkeypatch.setattr(open_bandit, "evaluate_open_bandit", never)
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("x")
+    plan = ["plan", "--metric", "binary", "--baseline", "0.05", "--mde-rel", "0.02"]
+    cases = [
+        (["evaluate", "--dataset", "obd", "--json", str(tmp_path)], f"--json {tmp_path}: expected a file name"),
+        ([*plan, "--report", str(a_file)], f"--report {a_file}: expected a folder; found a file"),
+        ([*plan, "--json", str(a_file / "plan.json")], f"--json {a_file / 'plan.json'}: expected a folder"),
+        (["train", "--dataset", "obd", "--out", str(a_file / "run")], f"--out {a_file / 'run'}: cannot write there"),
+    ]
+    for arguments, expected in cases:
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 2, (arguments, result.output, result.exception)
+        assert "".join(expected.split()) in "".join(result.output.split()), result.output
+    # A writable output passes the check without leaving its scratch file behind.
+    out = tmp_path / "new" / "plan.json"
+    result = runner.invoke(app, [*plan, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.parent.iterdir()) == ["plan.json"]
+
+
+def test_main_turns_an_os_error_into_one_line_unless_verbose(monkeypatch, capsys):
+    import logging
+
+    import causalrec.cli as cli
+
+    def broken():
+        raise PermissionError(13, "Permission denied", "/data/logs.parquet")
+
+    monkeypatch.setattr(cli, "app", broken)
+    root = logging.getLogger()
+    previous = root.level
+    try:
+        root.setLevel(logging.WARNING)
+        with pytest.raises(SystemExit) as stopped:
+            cli.main()
+        assert stopped.value.code == 2
+        assert "PermissionError" in capsys.readouterr().err
+        root.setLevel(logging.INFO)  # what --verbose sets: the traceback is kept
+        with pytest.raises(PermissionError):
+            cli.main()
+    finally:
+        root.setLevel(previous)
+
+
 @pytest.mark.slow
 def test_demo_writes_an_html_and_a_json_report_with_the_truth(tmp_path):
     import os

@@ -33,4 +33,14 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    """Entry point. A file the user named that cannot be read or written ends in one line, not a traceback
+    (``--verbose`` keeps the traceback); commands check their outputs before working, this is the safety net."""
+    try:
+        app()
+    except OSError as error:
+        if logging.getLogger().isEnabledFor(logging.INFO):
+            raise
+        from causalrec.cli._common import console
+
+        console.print(f"[bold red]error:[/] {type(error).__name__}: {error}")
+        raise SystemExit(2) from None

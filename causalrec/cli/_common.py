@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -12,11 +14,34 @@ from causalrec._results import write_json_atomic
 from causalrec.exceptions import ValidationError
 
 console = Console(stderr=True)
+T = TypeVar("T")
 
 
 def fail(message: str) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code=2)
+
+
+def check_outputs(*outputs: tuple[str, Path | None, bool]) -> None:
+    """Fail before any work when an output cannot be written, so that a long run is not lost at its end.
+
+    Each output is ``(option, path, is_folder)``; a ``None`` path is skipped. The folder that will hold the output
+    is created, and a scratch file is written there and removed.
+    """
+    for option, path, is_folder in outputs:
+        if path is None:
+            continue
+        folder = path if is_folder else path.parent
+        if not is_folder and path.is_dir():
+            raise fail(f"{option} {path}: expected a file name; found a folder")
+        if folder.exists() and not folder.is_dir():
+            raise fail(f"{option} {path}: expected a folder; found a file at {folder}")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".causalrec-write-check-"):
+                pass
+        except OSError as error:
+            raise fail(f"{option} {path}: cannot write there; {type(error).__name__}: {error}") from error
 
 
 def write_json(path: Path | None, payload: Any) -> None:
@@ -25,8 +50,20 @@ def write_json(path: Path | None, payload: Any) -> None:
         console.print(f"wrote {path}")
 
 
+def read_input(option: str, path: Path, read: Callable[[Path], T], kind: str) -> T:
+    """``read(path)``, with a missing, unreadable or malformed file turned into a one-line error that names the
+    option, the file and what was expected (no traceback). A causalrec ``ValidationError`` (the file was read but
+    breaks a data contract) passes through to the command's own handling."""
+    try:
+        return read(path)
+    except ValidationError:
+        raise
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid and pandas' parser errors are ValueErrors
+        raise fail(f"{option} {path}: expected a readable {kind} file; {type(error).__name__}: {error}") from error
+
+
 def parse_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-__all__ = ["ValidationError", "console", "fail", "parse_list", "write_json"]
+__all__ = ["ValidationError", "check_outputs", "console", "fail", "parse_list", "read_input", "write_json"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from causalrec.cli._common import console, fail, parse_list
+from causalrec.cli._common import check_outputs, console, fail, parse_list
 from causalrec.exceptions import CausalrecWarning, ValidationError
 
 
@@ -28,6 +28,7 @@ def demo(
     seed: int = typer.Option(0, help="Seed of the reward model's folds and fits."),
 ) -> None:
     """Estimate BTS from the uniform-random logs and the reverse, compare with the truth, select, plan, report."""
+    check_outputs(("--out", out, True))
     from causalrec.ope.open_bandit import evaluate_open_bandit
     from causalrec.report import Report
     from causalrec.report.ope import ope_truth_section

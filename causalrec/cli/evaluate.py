@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from causalrec.cli._common import console, fail, parse_list, write_json
+from causalrec.cli._common import check_outputs, console, fail, parse_list, read_input, write_json
 from causalrec.exceptions import CausalrecWarning, ValidationError
 
 
@@ -38,6 +38,7 @@ def evaluate(
     json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON to this file."),
 ) -> None:
     """Estimate the value of a target policy from logged feedback, with intervals and diagnostics."""
+    check_outputs(("--json", json_out, False))
     from causalrec.data.feedback import LoggedFeedback
     from causalrec.ope import evaluate_policy
 
@@ -62,8 +63,8 @@ def evaluate(
             else:
                 if logs is None or target is None:
                     raise fail("give --logs and --target, or --dataset")
-                feedback = LoggedFeedback.from_parquet(logs)
-                target_frame = pd.read_parquet(target)
+                feedback = read_input("--logs", logs, LoggedFeedback.from_parquet, "parquet")
+                target_frame = read_input("--target", target, pd.read_parquet, "parquet")
                 groups = None
                 if fold_groups is not None:
                     import pyarrow.parquet as pq

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import typer
 
-from causalrec.cli._common import console, fail, write_json
+from causalrec.cli._common import check_outputs, console, fail, write_json
 from causalrec.exceptions import ValidationError
 
 METRIC_HELP = "Metric kind: binary (rate per user), continuous (mean per user) or ratio (e.g. clicks/impressions)."
@@ -86,6 +86,7 @@ def plan(
     report_dir: Path | None = typer.Option(None, "--report", help="Write report.html/report.json to this folder."),
 ) -> None:
     """Plan an A/B test: sample size per arm, MDE, sequential boundaries, assurance and duration."""
+    check_outputs(("--json", json_out, False), ("--report", report_dir, True))
     from causalrec import planning
 
     try:

@@ -8,8 +8,16 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from causalrec.cli._common import console, fail, write_json
+from causalrec.cli._common import check_outputs, console, fail, read_input, write_json
 from causalrec.exceptions import CausalrecWarning, ValidationError
+
+
+def _read_scores(path: Path) -> dict[str, np.ndarray]:
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError("a single array, not an .npz archive of named (n_rounds, n_actions) arrays, one per candidate")
+    with loaded:
+        return {name: loaded[name] for name in loaded.files}
 
 
 def select(
@@ -29,6 +37,7 @@ def select(
     report: Path | None = typer.Option(None, help="Also write an HTML + JSON report into this folder."),
 ) -> None:
     """Rank candidate recommenders by estimated uplift over a baseline, next to their accuracy on the logs."""
+    check_outputs(("--json", json_out, False), ("--report", report, True))
     from causalrec.data.feedback import LoggedFeedback
     from causalrec.selection import Candidate, default_candidates, select_models
 
@@ -50,9 +59,9 @@ def select(
             else:
                 if logs is None or scores is None:
                     raise fail("give --logs and --scores, or --dataset")
-                feedback = LoggedFeedback.from_parquet(logs)
-                with np.load(scores) as arrays:
-                    field = [Candidate(name, arrays[name]) for name in arrays.files]
+                feedback = read_input("--logs", logs, LoggedFeedback.from_parquet, "parquet")
+                arrays = read_input("--scores", scores, _read_scores, ".npz")
+                field = [Candidate(name, values) for name, values in arrays.items()]
             board = select_models(field, feedback, baseline=baseline, estimator=estimator, alpha=alpha, k=k,
                                   random_state=seed)
     except ValidationError as error:

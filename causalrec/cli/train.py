@@ -18,7 +18,7 @@ from pathlib import Path
 
 import typer
 
-from causalrec.cli._common import console, fail, parse_list, write_json
+from causalrec.cli._common import check_outputs, console, fail, parse_list, write_json
 from causalrec.exceptions import ValidationError
 
 DATASETS = ("completejourney", "obd")
@@ -149,6 +149,7 @@ def train(
     """Train a transformer recommender (completejourney) or click model (obd); write it and its metrics."""
     if dataset not in DATASETS:
         raise fail(f"unknown --dataset {dataset!r}; available: {', '.join(DATASETS)}")
+    check_outputs(("--out", out, True), ("--checkpoint-dir", checkpoint_dir, True))
     options = dict(
         epochs=epochs, hidden_size=hidden_size, layers=layers, heads=heads, batch_size=batch_size,
         learning_rate=learning_rate, patience=patience, seed=seed, device=device, progress=progress,

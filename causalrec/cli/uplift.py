@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import typer
 
-from causalrec.cli._common import console, fail, parse_list, write_json
+from causalrec.cli._common import check_outputs, console, fail, parse_list, read_input, write_json
 from causalrec.exceptions import ValidationError
 
 
 def _read_table(path: Path) -> pd.DataFrame:
     if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
+        return read_input("--data", path, pd.read_parquet, "parquet")
     if path.suffix.lower() in (".csv", ".txt"):
-        return pd.read_csv(path)
+        return read_input("--data", path, pd.read_csv, "CSV")
     raise fail(f"--data must be a .csv or .parquet file; got {path.name}")
 
 
@@ -45,6 +45,7 @@ def uplift(
     report: Path | None = typer.Option(None, help="Write report.html and report.json into this folder."),
 ) -> None:
     """Estimate what exposure causes, with DoWhy (model, identify, refute) and EconML (estimate)."""
+    check_outputs(("--json", json_out, False), ("--report", report, True))
     from causalrec.effects import DEFAULT_CANDIDATES, estimate_effect
 
     try:

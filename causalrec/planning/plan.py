@@ -202,8 +202,10 @@ def read_offline_evaluation(source: Mapping[str, Any] | str | os.PathLike) -> Of
             payload = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as error:
             raise fail(_OWNER, "from_json", "an existing JSON file", str(path)) from error
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise fail(_OWNER, "from_json", "valid JSON", f"{path}: {error}") from error
+        except OSError as error:
+            raise fail(_OWNER, "from_json", "a readable JSON file", f"{path}: {type(error).__name__}: {error}") from error
     else:
         payload = source
     if not isinstance(payload, Mapping):
