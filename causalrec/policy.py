@@ -216,6 +216,9 @@ class SparseDistribution(ActionDistribution):
         missing = [c for c in required if c not in frame.columns]
         if missing:
             raise _fail("columns", "round, action, [position,] prob", f"missing {missing} in {list(frame.columns)}")
+        if "position" not in frame.columns and n_positions is not None and n_positions > 1:
+            raise _fail("columns", f"round, action, position, prob (the logs have {n_positions} positions)",
+                        f"{list(frame.columns)}")
         positions = frame["position"].to_numpy() if "position" in frame.columns else np.zeros(len(frame), int)
         if n_positions is None:
             n_positions = int(positions.max()) + 1 if len(positions) else 1
@@ -307,7 +310,8 @@ def _check_probabilities(table: np.ndarray, name: str) -> None:
     if not (np.isfinite(low) and low >= 0 and np.isfinite(totals).all()):
         bad = ~np.isfinite(table) | (table < 0) | (table > 1 + SUM_TOLERANCE)
         index = np.argwhere(bad)[0]
-        raise _fail(name, "probabilities in [0, 1]", f"{table[tuple(index)]!r} at (table, action, position) {tuple(index)}")
+        where = ", ".join(str(int(i)) for i in index)
+        raise _fail(name, "probabilities in [0, 1]", f"{float(table[tuple(index)])} at (table, action, position) ({where})")
     off = np.abs(totals - 1) > SUM_TOLERANCE
     if off.any():
         table_id, slot = np.argwhere(off)[0]

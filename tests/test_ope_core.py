@@ -219,6 +219,22 @@ def test_bad_input_gets_clear_errors(small):
         evaluate_policy(feedback, target * 0.9)
     with pytest.raises(ValidationError, match="field 'estimators'"):
         evaluate_policy(feedback, target, estimators=["magic"])
+    with pytest.raises(ValidationError, match="field 'reward_model'.*found str 'lgbm'"):
+        evaluate_policy(feedback, target, estimators=["dr"], reward_model="lgbm")
+    with pytest.raises(ValidationError, match=r"found nan at \(table, action, position\) \(0, 0, 0\)"):
+        evaluate_policy(feedback, np.full_like(target, np.nan))
+
+
+def test_one_name_or_a_comma_separated_string_selects_estimators(small):
+    """A bare string is a list of names, as on the command line, not a sequence of one-letter names."""
+    feedback, target = small
+    model = ActionValueModel()
+    listed = evaluate_policy(feedback, target, estimators=["ips", "dr"], reward_model=model, random_state=0)
+    for spelled in ("ips, dr", "ips,dr"):
+        result = evaluate_policy(feedback, target, estimators=spelled, reward_model=model, random_state=0)
+        assert [e.estimator for e in result.estimates] == ["ips", "dr"]
+        assert [e.value for e in result.estimates] == [e.value for e in listed.estimates]
+    assert [e.estimator for e in evaluate_policy(feedback, target, estimators="snips").estimates] == ["snips"]
 
 
 @pytest.mark.slow

@@ -75,6 +75,8 @@ def test_sparse_from_long_frame_and_validation():
         policy.SparseDistribution.from_frame(frame.assign(action=[0, 5, 1]), n_rounds=2, n_actions=3)
     with pytest.raises(ValidationError, match="missing"):
         policy.SparseDistribution.from_frame(frame.drop(columns="prob"), n_rounds=2, n_actions=3)
+    with pytest.raises(ValidationError, match="the logs have 2 positions"):  # not silently all at slot 0
+        policy.SparseDistribution.from_frame(frame.drop(columns="position"), n_rounds=2, n_actions=3, n_positions=2)
 
 
 def test_table_distribution_rejects_bad_tables():

@@ -104,7 +104,12 @@ class EvaluationResult(ResultMixin):
 # ------------------------------------------------------------------------------------------- shared inputs
 
 
-def _resolve_estimators(estimators: Sequence[str | Estimator]) -> list[Estimator]:
+def _resolve_estimators(estimators: Sequence[str | Estimator] | str | Estimator) -> list[Estimator]:
+    """Estimator objects from names or instances; one name, one instance or a comma-separated string also work."""
+    if isinstance(estimators, str):
+        estimators = [part.strip() for part in estimators.split(",") if part.strip()]
+    elif isinstance(estimators, Estimator):
+        estimators = [estimators]
     resolved = []
     for item in estimators:
         if isinstance(item, Estimator):
@@ -353,7 +358,7 @@ def _point_and_analytic(
 def evaluate_policy(
     feedback: LoggedFeedback,
     target: TargetLike,
-    estimators: Sequence[str | Estimator] = DEFAULT_ESTIMATORS,
+    estimators: Sequence[str | Estimator] | str = DEFAULT_ESTIMATORS,
     reward_model=None,
     estimated_rewards: np.ndarray | None = None,
     ci: str = "analytic",
@@ -376,7 +381,8 @@ def evaluate_policy(
         An :class:`~causalrec.policy.ActionDistribution` over the logged rounds, a dense ``(n, A[, L])`` array, a
         long DataFrame (``round, action, position, prob``), or a callable ``feedback -> ActionDistribution``.
     estimators
-        Names (``auto, ips, snips, dm, dr, sndr, switch-dr, dr-os``) or :class:`Estimator` instances.
+        Names (``auto, ips, snips, dm, dr, sndr, switch-dr, dr-os``) or :class:`Estimator` instances; one name
+        or a comma-separated string (``"ips,dr"``) also works.
         ``auto`` tunes the DR-with-shrinkage threshold without ground truth (SLOPE) and reports its choice.
     reward_model, estimated_rewards
         A scikit-learn estimator cross-fitted over ``n_folds`` (LightGBM by default), or precomputed predictions

@@ -186,6 +186,12 @@ def fit_reward_model(
     binary = bool(np.isin(reward, (0.0, 1.0)).all())
     if model is None:
         model = default_reward_model(binary, random_state)
+    elif not (callable(getattr(model, "fit", None)) and callable(getattr(model, "get_params", None))
+              and (callable(getattr(model, "predict_proba", None)) or callable(getattr(model, "predict", None)))):
+        raise ValidationError(
+            "reward_model", "a scikit-learn-style estimator (fit, get_params, predict_proba or predict), or None for "
+            "the default LightGBM", f"{type(model).__name__} {model!r}"[:200], owner="reward_model",
+        )
     binary = binary and (is_classifier(model) or hasattr(model, "predict_proba"))
     n = feedback.n_rounds
     rows = np.arange(n)

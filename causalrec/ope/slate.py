@@ -86,7 +86,7 @@ def evaluate_slate_policy(
     reward: np.ndarray,
     behavior_pscore: Mapping[str, np.ndarray],
     evaluation_pscore: Mapping[str, np.ndarray],
-    estimators: Sequence[str] = ("sips", "iips", "rips"),
+    estimators: Sequence[str] | str = ("sips", "iips", "rips"),
     alpha: float = 0.05,
 ) -> SlateEvaluation:
     """Estimate a ranking policy's expected total reward per slate.
@@ -96,6 +96,8 @@ def evaluate_slate_policy(
     policy's probability of the logged slate, of the logged item at its slot, and of the logged prefix down to
     the row's slot.
     """
+    if isinstance(estimators, str):
+        estimators = [part.strip() for part in estimators.split(",") if part.strip()]
     slate_id = np.asarray(slate_id)
     reward = np.asarray(reward, dtype=np.float64)
     n_rows = len(slate_id)
