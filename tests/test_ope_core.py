@@ -225,6 +225,16 @@ def test_bad_input_gets_clear_errors(small):
         evaluate_policy(feedback, np.full_like(target, np.nan))
 
 
+def test_bad_comparison_input_names_the_field(small):
+    feedback, target = small
+    with pytest.raises(ValidationError, match="compare_policies: field 'targets' must be a non-empty mapping"):
+        compare_policies(feedback, [target, target], baseline="logging")
+    with pytest.raises(ValidationError, match="field 'estimator' must be one estimator"):
+        compare_policies(feedback, {"a": target}, baseline="logging", estimator=["ips"])
+    with pytest.raises(ValidationError, match="compare_policies: field 'baseline'"):
+        compare_policies(feedback, {"a": target}, baseline="b")
+
+
 def test_one_name_or_a_comma_separated_string_selects_estimators(small):
     """A bare string is a list of names, as on the command line, not a sequence of one-letter names."""
     feedback, target = small

@@ -561,12 +561,18 @@ def compare_policies(
     value is the mean logged reward, exactly unbiased on-policy, with per-round terms ``r_i``.
     ``fold_groups`` keeps rounds with equal labels in one cross-fitting fold, as in :func:`evaluate_policy`.
     """
+    if not isinstance(targets, Mapping) or not targets:
+        raise ValidationError("targets", "a non-empty mapping of policy name -> target",
+                              f"{type(targets).__name__}"[:100], owner="compare_policies")
     if baseline not in targets and baseline != LOGGING:
         raise ValidationError(
-            "baseline", f"one of the target names {sorted(targets)} or {LOGGING!r}", repr(baseline), owner=_OWNER
+            "baseline", f"one of the target names {sorted(targets)} or {LOGGING!r}", repr(baseline), owner="compare_policies"
         )
     if adjust not in ("none", "bonferroni"):
-        raise ValidationError("adjust", "'none' or 'bonferroni'", repr(adjust), owner=_OWNER)
+        raise ValidationError("adjust", "'none' or 'bonferroni'", repr(adjust), owner="compare_policies")
+    if not isinstance(estimator, str | Estimator) or (isinstance(estimator, str) and "," in estimator):
+        raise ValidationError("estimator", "one estimator name or instance (the paired differences use one)",
+                              repr(estimator), owner="compare_policies")
     (template,) = _resolve_estimators([estimator])
     source: dict = {}
     if isinstance(feedback, LoggedFeedback) and feedback.pscore is None and pscore_model is not None:
