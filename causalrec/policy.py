@@ -310,8 +310,7 @@ def _check_probabilities(table: np.ndarray, name: str) -> None:
     if not (np.isfinite(low) and low >= 0 and np.isfinite(totals).all()):
         bad = ~np.isfinite(table) | (table < 0) | (table > 1 + SUM_TOLERANCE)
         index = np.argwhere(bad)[0]
-        where = ", ".join(str(int(i)) for i in index)
-        raise _fail(name, "probabilities in [0, 1]", f"{float(table[tuple(index)])} at (table, action, position) ({where})")
+        raise _fail(name, "probabilities in [0, 1]", f"{table[tuple(index)]!r} at (table, action, position) {tuple(index)}")
     off = np.abs(totals - 1) > SUM_TOLERANCE
     if off.any():
         table_id, slot = np.argwhere(off)[0]

@@ -153,6 +153,9 @@ def test_bool_treatment_categorical_features_and_validation(logs):
         estimate_effect(rows, treatment="treatment", outcome="outcome", confounders=["nope"], estimator="linear_dr")
     with pytest.raises(ValidationError, match="estimator"):
         estimate_effect(rows, treatment="treatment", outcome="outcome", confounders=FEATURES, estimator="magic")
+    with pytest.raises(ValidationError, match="field 'region' must be a column that varies.*single value 'north'"):
+        estimate_effect(rows.assign(region="north"), treatment="treatment", outcome="outcome",
+                        confounders=[*FEATURES, "region"], estimator="linear_dr")
 
 
 def test_problem_declares_the_score_as_a_confounder_and_builds_the_backdoor_graph(logs):

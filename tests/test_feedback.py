@@ -65,6 +65,15 @@ def test_validation_errors_name_field_expectation_finding_and_row(changes, field
         assert info.value.row == row
 
 
+def test_numpy_scalars_appear_as_plain_values_in_errors():
+    """NumPy 2 reprs (``np.float64(nan)``) would leak into messages built with ``!r``; only the value is shown."""
+    found = f"{np.float64('nan')!r} at {(np.int64(0), np.int64(2))!r}, {np.str_('a')!r}, {np.bool_(True)!r}"
+    error = ValidationError("prob", "in [0, 1]", found, owner="test")
+    assert error.found == "nan at (0, 2), 'a', True"
+    assert str(error) == "test: field 'prob' must be in [0, 1]; found nan at (0, 2), 'a', True"
+    assert ValidationError("x", "y", "np.float64 is a dtype name, not a value").found.startswith("np.float64 is")
+
+
 def test_missing_dataframe_columns_are_all_listed():
     frame = pd.DataFrame({"item": [0, 1], "click": [1, 0]})
     with pytest.raises(ValidationError) as info:

@@ -160,6 +160,9 @@ class EffectProblem:
         encoding: dict[str, list[str]] = {}
         for column in dict.fromkeys([*self.adjustment_set, *self.modifiers]):
             series = frame[column]
+            if series.nunique(dropna=False) < 2:
+                raise ValidationError(column, "a column that varies (a constant adjusts for nothing and explains no "
+                                      "effect variation)", f"the single value {series.iloc[0]!r}", owner=_OWNER)
             if series.dtype == bool:
                 frame[column] = series.astype(np.int64)
             elif not pd.api.types.is_numeric_dtype(series):
