@@ -357,6 +357,12 @@ def test_input_validation():
         model.score([[0, N_ITEMS]])
     with pytest.raises(ValidationError, match="fitted"):
         _tiny().score([[0]])
+    # Item ids that are not indices are refused, never cast: 1.5 would have become item 1.
+    with pytest.raises(ValidationError, match=r"integer item indices.*\['a', 'b'\].*row: 1"):
+        _tiny().fit([[0, 1], ["a", "b"]])
+    with pytest.raises(ValidationError, match=r"integer item indices.*float64 values such as \[1.5, 2.0\]"):
+        model.score([[1.5, 2.0]])
+    np.testing.assert_array_equal(model.score([[1.0, 2.0]]), model.score([[1, 2]]))
 
 
 # ---------------------------------------------------------------------------------------------- click model

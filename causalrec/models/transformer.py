@@ -360,7 +360,7 @@ class TransformerRecommender(_TransformerEstimator):
         them, each user's last basket (or last item) is held out.
         """
         owner = type(self).__name__
-        sequences = [np.asarray(s, dtype=np.int64).reshape(-1) for s in sequences]
+        sequences = _as_lists(sequences, owner)
         baskets = None if baskets is None else [np.asarray(b).reshape(-1) for b in baskets]
         if not sequences:
             raise ValidationError("sequences", "at least one sequence", "none", owner=owner)
@@ -467,7 +467,7 @@ class TransformerRecommender(_TransformerEstimator):
                 profile = np.zeros((len(padded), self.n_items_), np.float32) if self.repeat_aware else None
                 return np.where(is_pad, pad, padded), profile
             sequences = [row[~mask] for row, mask in zip(padded, is_pad, strict=True)]
-        sequences = [np.asarray(s, dtype=np.int64).reshape(-1) for s in sequences]
+        sequences = _as_lists(sequences, type(self).__name__)
         for row, sequence in enumerate(sequences):
             if len(sequence) and (sequence.min() < 0 or sequence.max() >= self.n_items_):
                 raise ValidationError("sequences", f"item indices in [0, {self.n_items_})", "other values", row,
@@ -531,10 +531,22 @@ class TransformerRecommender(_TransformerEstimator):
         return _to_policy(self.score(sequences, context), kind, n_positions, temperature, epsilon)
 
 
-def _as_lists(sequences) -> list[np.ndarray]:
+def _as_lists(sequences, owner: str = "TransformerRecommender") -> list[np.ndarray]:
     if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
-        return [row[row >= 0] for row in sequences]
-    return [np.asarray(s, dtype=np.int64) for s in sequences]
+        return [row[row >= 0] for row in _item_indices(sequences, owner, None)]
+    return [_item_indices(s, owner, row).reshape(-1) for row, s in enumerate(sequences)]
+
+
+def _item_indices(values, owner: str, row: int | None) -> np.ndarray:
+    """Integer item indices; floats only when whole (1.0), never truncated (1.5), and no strings or ids."""
+    array = np.asarray(values)
+    if array.size == 0 or array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    if array.dtype.kind == "f" and np.isfinite(array).all() and (array == np.round(array)).all():
+        return array.astype(np.int64)
+    shown = np.asarray(array).reshape(-1)[:5].tolist()
+    raise ValidationError("sequences", "integer item indices 0..n_items-1 (map item ids to indices first)",
+                          f"{array.dtype} values such as {shown}", row=row, owner=owner)
 
 
 def _hold_out_last(sequences, baskets, context):
