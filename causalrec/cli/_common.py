@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from causalrec._results import write_json_atomic
+from causalrec._text import split_names
 from causalrec.exceptions import ValidationError
 
 console = Console(stderr=True)
@@ -62,8 +63,4 @@ def read_input(option: str, path: Path, read: Callable[[Path], T], kind: str) ->
         raise fail(f"{option} {path}: expected a readable {kind} file; {type(error).__name__}: {error}") from error
 
 
-def parse_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-__all__ = ["ValidationError", "check_outputs", "console", "fail", "parse_list", "read_input", "write_json"]
+__all__ = ["ValidationError", "check_outputs", "console", "fail", "read_input", "split_names", "write_json"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from causalrec.cli._common import check_outputs, console, fail, parse_list
+from causalrec.cli._common import check_outputs, console, fail, split_names
 from causalrec.exceptions import CausalrecWarning, ValidationError
 
 
@@ -34,7 +34,7 @@ def demo(
     from causalrec.report.ope import ope_truth_section
 
     started = time.perf_counter()
-    jobs = [(c, b, e) for c in parse_list(campaigns) for b, e in (("random", "bts"), ("bts", "random"))]
+    jobs = [(c, b, e) for c in split_names(campaigns) for b, e in (("random", "bts"), ("bts", "random"))]
     evaluations, board, experiment_plan = [], None, None
     try:
         with Progress(console=console, transient=True) as progress, warnings.catch_warnings(record=True) as caught:
@@ -45,7 +45,7 @@ def demo(
                 evaluations.append(
                     evaluate_open_bandit(
                         campaign=campaign, behavior=behavior, evaluation=evaluation,
-                        estimators=parse_list(estimators), bts_source=bts_source, random_state=seed,
+                        estimators=split_names(estimators), bts_source=bts_source, random_state=seed,
                     )
                 )
                 progress.advance(task)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, parse_list, read_input, write_json
+from causalrec.cli._common import check_outputs, console, fail, read_input, split_names, write_json
 from causalrec.exceptions import CausalrecWarning, ValidationError
 
 
@@ -53,7 +53,7 @@ def evaluate(
                 from causalrec.ope.open_bandit import evaluate_open_bandit
 
                 outcome = evaluate_open_bandit(
-                    campaign=campaign, behavior=behavior, evaluation=evaluation, estimators=parse_list(estimators),
+                    campaign=campaign, behavior=behavior, evaluation=evaluation, estimators=split_names(estimators),
                     alpha=alpha, random_state=seed, ci=ci, n_bootstrap=n_bootstrap, bootstrap_method=bootstrap_method,
                     dm_bias_bound=dm_bias_bound,
                 )
@@ -74,7 +74,7 @@ def evaluate(
                         raise fail(f"--fold-groups {fold_groups!r} is not a column of {logs} (columns: {columns[:20]})")
                     groups = pd.read_parquet(logs, columns=[fold_groups])[fold_groups].to_numpy()
                 result = evaluate_policy(
-                    feedback, target_frame, estimators=parse_list(estimators), ci=ci, alpha=alpha, random_state=seed,
+                    feedback, target_frame, estimators=split_names(estimators), ci=ci, alpha=alpha, random_state=seed,
                     n_bootstrap=n_bootstrap, bootstrap_method=bootstrap_method, dm_bias_bound=dm_bias_bound,
                     fold_groups=groups,
                 )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, parse_list, write_json
+from causalrec.cli._common import check_outputs, console, fail, split_names, write_json
 from causalrec.exceptions import ValidationError
 
 DATASETS = ("completejourney", "obd")
@@ -156,7 +156,7 @@ def train(
         checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir), resume=resume, max_items=max_items,
         min_item_count=min_item_count, max_households=max_households, max_history=max_history,
         max_windows_per_user=max_windows_per_user, loss=loss, negative_sampling=negative_sampling,
-        ks=[int(k) for k in parse_list(ks)], campaign=campaign, behavior=behavior,
+        ks=[int(k) for k in split_names(ks)], campaign=campaign, behavior=behavior,
     )
     try:
         runner = _train_completejourney if dataset == "completejourney" else _train_obd

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, parse_list, read_input, write_json
+from causalrec.cli._common import check_outputs, console, fail, read_input, split_names, write_json
 from causalrec.exceptions import ValidationError
 
 
@@ -61,7 +61,7 @@ def uplift(
             if data is None or treatment is None or outcome is None:
                 raise fail("give --data, --treatment and --outcome (and --confounders), or --dataset")
             frame = _read_table(data)
-            confounder_list, holdout = parse_list(confounders), max(holdout, 0.0)
+            confounder_list, holdout = split_names(confounders), max(holdout, 0.0)
         if not 0 <= holdout < 1:
             raise fail(f"--holdout must be in [0, 1); got {holdout}")
         rng = np.random.default_rng(seed)
@@ -69,8 +69,8 @@ def uplift(
         fit_rows, test_rows = frame[~held_out], frame[held_out]
         result = estimate_effect(
             fit_rows, treatment=treatment, outcome=outcome, confounders=confounder_list,
-            effect_modifiers=parse_list(effect_modifiers) or None, score=score, estimator=estimator,
-            candidates=parse_list(candidates) or DEFAULT_CANDIDATES, cv=cv, alpha=alpha, random_state=seed,
+            effect_modifiers=split_names(effect_modifiers) or None, score=score, estimator=estimator,
+            candidates=split_names(candidates) or DEFAULT_CANDIDATES, cv=cv, alpha=alpha, random_state=seed,
         )
         payload: dict = {"effect": result.to_dict(), "n_fit_rows": len(fit_rows), "n_holdout_rows": len(test_rows)}
         console.print(result.summary())

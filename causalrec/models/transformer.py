@@ -544,7 +544,7 @@ def _item_indices(values, owner: str, row: int | None) -> np.ndarray:
         return array.astype(np.int64)
     if array.dtype.kind == "f" and np.isfinite(array).all() and (array == np.round(array)).all():
         return array.astype(np.int64)
-    shown = np.asarray(array).reshape(-1)[:5].tolist()
+    shown = array.reshape(-1)[:5].tolist()
     raise ValidationError("sequences", "integer item indices 0..n_items-1 (map item ids to indices first)",
                           f"{array.dtype} values such as {shown}", row=row, owner=owner)
 

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from causalrec._results import ResultMixin
+from causalrec._text import split_names
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import CausalrecWarning, ValidationError
 from causalrec.ope.diagnostics import WeightDiagnostics, weight_diagnostics
@@ -107,7 +108,7 @@ class EvaluationResult(ResultMixin):
 def _resolve_estimators(estimators: Sequence[str | Estimator] | str | Estimator) -> list[Estimator]:
     """Estimator objects from names or instances; one name, one instance or a comma-separated string also work."""
     if isinstance(estimators, str):
-        estimators = [part.strip() for part in estimators.split(",") if part.strip()]
+        estimators = split_names(estimators)
     elif isinstance(estimators, Estimator):
         estimators = [estimators]
     resolved = []

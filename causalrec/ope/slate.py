@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from causalrec._results import ResultMixin
+from causalrec._text import split_names
 from causalrec.exceptions import ValidationError
 
 SLATE_ESTIMATORS = {
@@ -97,7 +98,7 @@ def evaluate_slate_policy(
     the row's slot.
     """
     if isinstance(estimators, str):
-        estimators = [part.strip() for part in estimators.split(",") if part.strip()]
+        estimators = split_names(estimators)
     slate_id = np.asarray(slate_id)
     reward = np.asarray(reward, dtype=np.float64)
     n_rows = len(slate_id)
