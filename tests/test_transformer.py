@@ -597,6 +597,61 @@ def test_next_basket_loss_is_the_mean_cross_entropy_over_the_basket_targets():
     assert loss.item() == pytest.approx(manual.item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("repeat_aware", [False, True])
+def test_full_softmax_loss_and_gradients_equal_a_dense_cross_entropy(repeat_aware, monkeypatch):
+    """The training loss is computed with log_softmax and, on CPU, on the positions that have a target only.
+    Oracle: PyTorch's own cross-entropy over the dense logits of every position, with the padding's targets
+    ignored; the loss and every parameter's gradient must agree, and so must the dense path GPUs take."""
+    from causalrec.models import objectives as objectives_module
+    from causalrec.models.network import IGNORE_INDEX, NetworkSpec, RecommenderNetwork
+    from causalrec.models.objectives import NextItemObjective, build_sequence_tables
+
+    rng = np.random.default_rng(3)
+    sequences = [rng.integers(0, N_ITEMS, size=n) for n in (3, 9, 14, 5, 12)]  # short ones are left-padded
+    tables = build_sequence_tables(sequences, None, max_history=10)
+    objective = NextItemObjective(tables, N_ITEMS, 10, torch.device("cpu"), loss="full_softmax")
+    torch.manual_seed(0)
+    spec = NetworkSpec(n_items=N_ITEMS, hidden_size=8, n_heads=2, max_history=10, repeat_aware=repeat_aware,
+                       repeat_absence=repeat_aware)
+    network = RecommenderNetwork(spec).eval()  # no dropout: the three computations see the same network
+    if repeat_aware:  # the repeat weights start at zero; give them values so that their gradients are tested
+        with torch.no_grad():
+            for parameter in (network.repeat_item_weight, network.absence_weight):
+                parameter.normal_(0.0, 0.5)
+    batch = objective.make_batch(torch.arange(objective.n_examples), torch.Generator().manual_seed(0))
+    history, _, profile, targets, _ = batch
+    assert (targets == IGNORE_INDEX).all(dim=-1).any(), "the batch must have positions without a target"
+    parameters = [p for p in network.parameters() if p.requires_grad]
+
+    def loss_and_gradients(compute):
+        loss = compute()
+        return loss.detach(), torch.autograd.grad(loss, parameters, allow_unused=True)
+
+    def manual():
+        hidden, _ = network.encode(history, None)
+        outputs = hidden[:, -(history.shape[1] + 1):]
+        logits = network.item_logits(outputs)
+        if repeat_aware:
+            logits = network.add_repeat_scores(logits, history, outputs, profile, every_position=True)
+        flat = logits[:, :, None, :].expand(-1, -1, targets.shape[-1], -1).reshape(-1, N_ITEMS)
+        return torch.nn.functional.cross_entropy(flat, targets.reshape(-1), ignore_index=IGNORE_INDEX)
+
+    selected = loss_and_gradients(lambda: objective.batch_loss(network, *batch))
+    monkeypatch.setattr(objectives_module, "score_supervised_rows_only", lambda outputs: False)
+    dense = loss_and_gradients(lambda: objective.batch_loss(network, *batch))
+    oracle = loss_and_gradients(manual)
+    for got in (selected, dense):
+        assert got[0].item() == pytest.approx(oracle[0].item(), rel=1e-6)
+        for gradient, expected in zip(got[1], oracle[1], strict=True):
+            if expected is None:
+                assert gradient is None or not gradient.any()
+            else:
+                torch.testing.assert_close(gradient, expected, rtol=1e-5, atol=1e-7)
+    if repeat_aware:
+        absence = next(i for i, p in enumerate(parameters) if p is network.absence_weight)
+        assert oracle[1][absence].abs().sum() > 0
+
+
 def test_throughput_benchmark_runs_with_only_the_gpu_image_packages(tmp_path):
     """The GPU measurement is run on a machine whose Python has PyTorch and transformers but no LightGBM, EconML or
     DoWhy: the benchmark must not import them. Oracle for the numbers: an untrained model's full-softmax loss is

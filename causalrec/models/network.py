@@ -220,7 +220,8 @@ class RecommenderNetwork(nn.Module):
     def item_logits(self, hidden: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of every catalogue item, ``(..., n_items)``."""
         table = self.item_table() if table is None else table
-        return hidden @ table.to(hidden.dtype).T + (self.item_bias * self.known_items).to(hidden.dtype)
+        # One GEMM with the bias folded in (addmm), not a matmul and a separate add over (..., n_items).
+        return F.linear(hidden, table.to(hidden.dtype), (self.item_bias * self.known_items).to(hidden.dtype))
 
     def item_logits_of(self, hidden: torch.Tensor, items: torch.Tensor,
                        table: torch.Tensor | None = None) -> torch.Tensor:

@@ -180,6 +180,16 @@ def pad_histories(
     return padded
 
 
+def score_supervised_rows_only(outputs: torch.Tensor) -> bool:
+    """Whether the full-softmax loss scores only the positions that have a target.
+
+    Left padding has none: about 40% of a batch of MovieLens-like histories read 200 at a time. Selecting the
+    rows is a boolean index with a data-dependent shape, which would make a GPU wait for the host and
+    ``torch.compile`` recompile, so GPU and compiled steps stay dense; eager CPU steps skip the padding.
+    """
+    return outputs.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 class NextItemObjective:
     """Next-item (or next-basket-item) prediction over the full catalogue.
 
@@ -331,11 +341,20 @@ class NextItemObjective:
         supervised = (targets != IGNORE_INDEX).float()
         target_items = targets.clamp(min=0)
         if self.loss == "full_softmax":
+            rows = None
+            if score_supervised_rows_only(outputs):
+                rows = supervised.any(dim=-1)
+                supervised, target_items = supervised[rows], target_items[rows]
+                if not repeat_aware:  # the repeat terms need every position of the window
+                    outputs = outputs[rows]
             logits = network.item_logits(outputs, table).float()
             if repeat_aware:
                 logits = network.add_repeat_scores(logits, history, outputs, profile, every_position=True)
-            normaliser = torch.logsumexp(logits, dim=-1, keepdim=True)
-            per_target = normaliser - logits.gather(-1, target_items)
+                if rows is not None:
+                    logits = logits[rows]
+            # log_softmax, not logsumexp - logits: its fused backward (softmax minus the gathered gradient) is one
+            # pass over the (B, T + 1, n_items) tensor where logsumexp's autograd takes four (CPU step 3-4x faster).
+            per_target = -torch.log_softmax(logits, dim=-1).gather(-1, target_items)
         else:
             positive = network.item_logits_of(outputs, target_items, table).float()
             negative = network.item_logits_of(outputs, negatives, table).float()
