@@ -10,6 +10,8 @@ on the same 30 paired resamples of the logs (the same generator and order as ``o
 - ``causalrec_default_grouped_folds``: the same model with the copies of a resampled round kept in one fold
   (``fold_groups`` = the round's index in the file), so no round is scored by a model that saw a copy of it;
 - ``obp_lightgbm``: the LightGBM settings of OBP's own benchmark (learning rate 0.01, 100 trees, depth 5);
+- ``obp_example_gbc``: scikit-learn's GradientBoostingClassifier as OBP's example script configures its
+  "lightgbm" (30 trees, learning rate 0.01), the reward model behind the issue's reference numbers;
 - ``logistic_l2``: L2-penalised logistic regression (C = 0.1) on the same design matrix;
 - ``constant``: the training-fold click rate (no features);
 - ``select_oof_log_loss``: per resample, the candidate with the lowest cross-fitted log loss on the logged
@@ -26,6 +28,12 @@ truth is the evaluated policy's on-policy click rate in its own file (38-69 clic
 
 Run: ``python benchmarks/ope_obd_reward_models.py [--n-resamples 30] [--jobs 2]`` (needs ``CAUSALREC_DATA_DIR``;
 13.5 min with two jobs on 2 cores).
+
+``--resampling obp-example`` uses OBP's own bootstrap instead, the resamples behind the issue's reference numbers
+(``np.random.RandomState(b).choice``, b = 0..29, as ``ope_vs_obp.py --resampling obp-example``), and writes
+``ope_obd_reward_models_obp_example.json``. OBP's loader and causalrec's order the rounds identically except for
+two rounds with equal timestamps in random/men (``row_matching`` of ``ope_vs_obp_obd_obp_example.json``), so the
+row numbers are used as they are; ``causalrec_default`` then reproduces the default column of that table.
 """
 
 from __future__ import annotations
@@ -42,19 +50,27 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, save_result  # noqa: E402
-from ope_vs_obp import CAMPAIGNS, ISSUE_REFERENCE_OBP_BEST, obd_resample_rows  # noqa: E402
+from ope_vs_obp import (  # noqa: E402
+    CAMPAIGNS,
+    ISSUE_REFERENCE_OBP_BEST,
+    obd_resample_rows,
+    obp_example_resample_rows,
+)
 
 CELLS = [("random", "bts", c) for c in CAMPAIGNS] + [("bts", "random", c) for c in CAMPAIGNS]
 SEED = 20240607  # ope_vs_obp.py's resampling seed: the same resamples as its Open Bandit table
-MODELS = ("causalrec_default", "causalrec_default_grouped_folds", "obp_lightgbm", "logistic_l2", "constant")
+MODELS = ("causalrec_default", "causalrec_default_grouped_folds", "obp_lightgbm", "obp_example_gbc", "logistic_l2",
+          "constant")
 GROUPED = {"causalrec_default_grouped_folds"}  # cross-fitted with the resample's original rounds as fold groups
 SELECTIONS = {"select_oof_log_loss": "log_loss", "select_weighted_oof_log_loss": "weighted_log_loss"}
 ESTIMATORS = ("auto", "dm", "dr")
 
 
 def candidate_models(seed: int) -> dict:
+    from _obp_side import OBP_EXAMPLE_GBC
     from lightgbm import LGBMClassifier
     from sklearn.dummy import DummyClassifier
+    from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
     from causalrec.ope.reward_model import default_reward_model
@@ -64,6 +80,7 @@ def candidate_models(seed: int) -> dict:
         "causalrec_default_grouped_folds": default_reward_model(True, seed),
         "obp_lightgbm": LGBMClassifier(n_estimators=100, learning_rate=0.01, max_depth=5, min_child_samples=10,
                                        random_state=12345, n_jobs=1, verbose=-1),
+        "obp_example_gbc": GradientBoostingClassifier(**OBP_EXAMPLE_GBC),
         "logistic_l2": LogisticRegression(C=0.1, max_iter=2000),
         "constant": DummyClassifier(strategy="prior"),
     }
@@ -139,14 +156,25 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-resamples", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--resampling", choices=("default-rng", "obp-example"), default="default-rng")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    rows = obd_resample_rows(SEED, args.n_resamples)
+    example = args.resampling == "obp-example"
+    if example:
+        from causalrec.data.datasets import load_open_bandit
+
+        rows = {f"{behavior}_{campaign}": obp_example_resample_rows(
+                    load_open_bandit(behavior=behavior, campaign=campaign).feedback.n_rounds, args.n_resamples)
+                for behavior in ("random", "bts") for campaign in CAMPAIGNS}
+    else:
+        rows = obd_resample_rows(SEED, args.n_resamples)
     obp_best = {}
-    obd_table = RESULTS / "ope_vs_obp_obd.json"
+    obd_table = RESULTS / ("ope_vs_obp_obd_obp_example.json" if example else "ope_vs_obp_obd.json")
     if obd_table.exists():  # OBP's best DR-family error on the same resamples, from the side-by-side run
         for name, cell in json.loads(obd_table.read_text())["cells"].items():
-            obp_best[name] = cell["acceptance"]["obp_best_dr_family_mean_relative_error"]
+            acceptance = cell["acceptance"]
+            obp_best[name] = (acceptance["obp_example_best_as_run"]["mean_relative_error"] if example
+                              else acceptance["obp_best_dr_family_mean_relative_error"])
     names = [f"{evaluation}<-{behavior}/{campaign}" for behavior, evaluation, campaign in CELLS]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(run_cell, cell, rows[f"{cell[0]}_{cell[2]}"]) for cell in CELLS]
@@ -157,18 +185,26 @@ def main(argv=None) -> int:
     for label, cells_passed in passing.items():
         errors = " ".join(f"{summary[n]['models'][label]['auto_mean_relative_error']:.3f}" for n in names)
         print(f"{label:30s} auto errors {errors}  passes {len(cells_passed)}/6")
-    save_result("ope_obd_reward_models", {
+    save_result("ope_obd_reward_models" + ("_obp_example" if example else ""), {
         "question": "does any reward model (or a ground-truth-free choice among them) make the default estimator "
                     "meet the issue's per-cell Open Bandit reference?",
         "cells_order": names,
         "n_resamples": args.n_resamples,
-        "resampling": f"numpy default_rng({SEED}).integers, drawn exactly as ope_vs_obp.py --parts obd",
+        "resampling": ("OBP's bootstrap, np.random.RandomState(b).choice(n_rounds, n_rounds), b = 0..n - 1, as "
+                       "ope_vs_obp.py --resampling obp-example" if example else
+                       f"numpy default_rng({SEED}).integers, drawn exactly as ope_vs_obp.py --parts obd"),
+        "obp_best_same_resamples": ("OBP's best DR-family estimator as its example runs it (thresholds tuned on the "
+                                    "first resample), ope_vs_obp_obd_obp_example.json" if example else
+                                    "OBP's best DR-family estimator, ope_vs_obp_obd.json"),
         "models": {
             "causalrec_default": "causalrec.ope.reward_model.default_reward_model",
             "causalrec_default_grouped_folds": "the default model, folds grouped by the resampled row's original "
                                                "round (cross_fit_rewards(groups=...))",
             "obp_lightgbm": "LGBMClassifier(n_estimators=100, learning_rate=0.01, max_depth=5, "
                             "min_child_samples=10) (OBP's benchmark settings)",
+            "obp_example_gbc": "GradientBoostingClassifier(n_estimators=30, learning_rate=0.01, max_depth=5, "
+                               "min_samples_leaf=10) (the 'lightgbm' of OBP's example behind the issue's "
+                               "reference; added in session 13, absent from runs before)",
             "logistic_l2": "LogisticRegression(C=0.1)",
             "constant": "DummyClassifier(strategy='prior'), the training fold's click rate",
             "select_oof_log_loss": "per resample, the candidate with the lowest cross-fitted log loss",
