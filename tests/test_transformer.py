@@ -652,6 +652,39 @@ def test_full_softmax_loss_and_gradients_equal_a_dense_cross_entropy(repeat_awar
         assert oracle[1][absence].abs().sum() > 0
 
 
+def test_the_default_batch_shrinks_only_when_a_full_softmax_score_tensor_would_not_fit():
+    """Oracle: the budget itself. The default batch keeps one (batch x positions x items) fp32 tensor within the
+    device's budget and is the largest such batch up to 128 (CPU) / 1024 (GPU); sampled losses keep the default."""
+    from causalrec.models import training
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    h100 = 80 * 2**30
+    budgets = {cpu: training.CPU_SCORE_BUDGET_BYTES, gpu: h100 * training.GPU_SCORE_BUDGET_FRACTION}
+    for device, base in ((cpu, 128), (gpu, 1024)):
+        assert training.default_batch_size(device, 0, memory_bytes=h100) == base  # sampled BCE, click model
+        # MovieLens-1M read 200 at a time keeps the default on both devices
+        assert training.default_batch_size(device, 201 * 3706, memory_bytes=h100) == base
+        for n_items in (100_000, 300_000):
+            scores = 51 * n_items
+            batch = training.default_batch_size(device, scores, memory_bytes=h100)
+            assert 8 <= batch < base
+            assert 4 * scores * batch <= budgets[device] < 4 * scores * (batch + 1)
+    assert training.default_batch_size(cpu, 10**12) == 8  # never below 8, however large the catalogue
+
+
+def test_fit_uses_the_memory_capped_default_batch_and_says_so(monkeypatch, caplog):
+    from causalrec.models import training
+
+    scores_per_example = (8 + 1) * N_ITEMS  # _tiny: max_history 8, full softmax
+    monkeypatch.setattr(training, "CPU_SCORE_BUDGET_BYTES", 4 * scores_per_example * 20)
+    with caplog.at_level("INFO", logger="causalrec.models.training"):
+        model = _tiny(batch_size=None, max_epochs=1).fit(_cyclic_sequences(), N_ITEMS)
+    assert model.history_.batch_size == 20
+    assert any("batch size 20 (the default 128" in record.getMessage() for record in caplog.records)
+    assert _tiny(batch_size=None, max_epochs=1, loss="sampled_bce").fit(
+        _cyclic_sequences(), N_ITEMS).history_.batch_size == 128
+
+
 def test_throughput_benchmark_runs_with_only_the_gpu_image_packages(tmp_path):
     """The GPU measurement is run on a machine whose Python has PyTorch and transformers but no LightGBM, EconML or
     DoWhy: the benchmark must not import them. Oracle for the numbers: an untrained model's full-softmax loss is

@@ -364,6 +364,12 @@ class NextItemObjective:
             per_target = F.softplus(-positive) + F.softplus(negative)
         return (per_target * supervised).sum() / supervised.sum().clamp(min=1.0)
 
+    @property
+    def scores_per_example(self) -> int:
+        """Dense score entries one training example creates: every position x the catalogue under the full
+        softmax, none under sampled BCE (used to size the default batch)."""
+        return (self.max_history + 1) * self.n_items if self.loss == "full_softmax" else 0
+
     def supervised_count(self, history, context, profile, targets, negatives) -> torch.Tensor:
         """Positions with at least one target."""
         return (targets != IGNORE_INDEX).any(dim=-1).sum()

@@ -81,8 +81,34 @@ def resolve_compile(compile_mode: str | bool, device: torch.device) -> bool:
     raise ValidationError("compile", "'auto', True or False", repr(compile_mode), owner=_OWNER)
 
 
-def default_batch_size(device: torch.device, cpu: int = 128, gpu: int = 1024) -> int:
-    return gpu if device.type == "cuda" else cpu
+# Largest full-softmax score tensor (batch x positions x items, fp32) a default batch may create: 1 GiB on CPU; on
+# a GPU 1/16 of its memory (5 GiB on an 80 GB H100), since the step holds about four such tensors at once (the
+# logits, their log-softmax and its gradient, and the bf16 copies under autocast).
+CPU_SCORE_BUDGET_BYTES = 2**30
+GPU_SCORE_BUDGET_FRACTION = 1 / 16
+MIN_DEFAULT_BATCH = 8
+
+
+def default_batch_size(device: torch.device, scores_per_example: int = 0, cpu: int = 128, gpu: int = 1024,
+                       memory_bytes: int | None = None) -> int:
+    """128 on CPU and 1024 on GPU, lowered when a batch's dense scores would not fit the memory budget.
+
+    ``scores_per_example``: the score entries one training example creates (positions x catalogue for the full
+    softmax, 0 for losses that score a few items); ``memory_bytes``: the GPU's memory (read from the device when
+    None). With a catalogue of 100,000 items read 50 at a time, 1024 examples would need 21 GB for the logits
+    alone; the batch is cut so that one score tensor stays within the budget, and never below 8.
+    """
+    base = gpu if device.type == "cuda" else cpu
+    if scores_per_example <= 0:
+        return base
+    if device.type == "cuda":
+        if memory_bytes is None:
+            memory_bytes = torch.cuda.get_device_properties(device).total_memory
+        budget = memory_bytes * GPU_SCORE_BUDGET_FRACTION
+    else:
+        budget = CPU_SCORE_BUDGET_BYTES
+    fitting = int(budget // (4 * scores_per_example))
+    return max(MIN_DEFAULT_BATCH, min(base, fitting))
 
 
 @contextlib.contextmanager
@@ -113,7 +139,8 @@ def seeded_torch(random_state: int | None, device: torch.device) -> Iterator[Non
 # ---------------------------------------------------------------------------------------------- configuration
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How to train. ``batch_size=None`` means 128 on CPU and 1024 on GPU."""
+    """How to train. ``batch_size=None`` means 128 on CPU and 1024 on GPU, fewer for a catalogue whose dense
+    scores would not fit (:func:`default_batch_size`)."""
 
     max_epochs: int = 20
     batch_size: int | None = None
@@ -255,7 +282,14 @@ def train_network(
     device = next(network.parameters()).device
     dtype = resolve_precision(config.precision, device)
     compiled = resolve_compile(config.compile, device)
-    batch_size = config.batch_size or default_batch_size(device)
+    batch_size = config.batch_size
+    if batch_size is None:
+        scores = int(getattr(objective, "scores_per_example", 0))
+        batch_size = default_batch_size(device, scores)
+        if batch_size < default_batch_size(device):
+            logger.info("%s: batch size %d (the default %d would create %.1f GB of scores per tensor)",
+                        config.description, batch_size, default_batch_size(device),
+                        4 * scores * default_batch_size(device) / 1e9)
     optimizer = make_optimizer(network, config, device)
     generator = torch.Generator(device=device)
     generator.manual_seed(0 if config.random_state is None else int(config.random_state))

@@ -265,7 +265,9 @@ class TransformerRecommender(_TransformerEstimator):
     max_context_tokens : int
         User context columns become at most this many tokens.
     max_epochs, batch_size, learning_rate, weight_decay, patience : training (``batch_size=None``: 128 on CPU,
-        1024 on GPU); early stopping on the validation criterion with ``patience`` epochs.
+        1024 on GPU, fewer when the full softmax over a large catalogue would not fit: one score tensor is kept
+        within 1 GiB on CPU and 1/16 of the GPU's memory); early stopping on the validation criterion with
+        ``patience`` epochs.
     validation_metric : {"loss", "ndcg@k"}
         Early-stopping criterion: mean full-catalogue cross-entropy of the held-out targets, or NDCG@k.
     device, precision, compile : ``"auto"`` = CUDA if available with bf16 autocast and ``torch.compile``;
