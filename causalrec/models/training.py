@@ -284,12 +284,11 @@ def train_network(
     compiled = resolve_compile(config.compile, device)
     batch_size = config.batch_size
     if batch_size is None:
-        scores = int(getattr(objective, "scores_per_example", 0))
+        scores, usual = int(getattr(objective, "scores_per_example", 0)), default_batch_size(device)
         batch_size = default_batch_size(device, scores)
-        if batch_size < default_batch_size(device):
+        if batch_size < usual:
             logger.info("%s: batch size %d (the default %d would create %.1f GB of scores per tensor)",
-                        config.description, batch_size, default_batch_size(device),
-                        4 * scores * default_batch_size(device) / 1e9)
+                        config.description, batch_size, usual, 4 * scores * usual / 1e9)
     optimizer = make_optimizer(network, config, device)
     generator = torch.Generator(device=device)
     generator.manual_seed(0 if config.random_state is None else int(config.random_state))
