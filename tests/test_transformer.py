@@ -50,9 +50,11 @@ def _cyclic_sequences(n_users=150, seed=0):
 
 
 def _tiny(**changes):
+    # device="cpu": the acceptance tests are CPU tests, also on a machine with a GPU (the GPU path has its own
+    # tests at the end of this file).
     params = dict(hidden_size=16, n_layers=1, n_heads=2, dropout=0.0, max_history=8, max_epochs=6,
                   batch_size=64, learning_rate=1e-2, patience=10, progress_bar=False, random_state=0,
-                  repeat_aware=False)
+                  repeat_aware=False, device="cpu")
     params.update(changes)
     return TransformerRecommender(**params)
 
@@ -368,7 +370,7 @@ def test_input_validation():
 # ---------------------------------------------------------------------------------------------- click model
 def _click_params(**changes):
     params = dict(hidden_size=16, n_layers=1, n_heads=2, max_epochs=8, batch_size=256, learning_rate=1e-2,
-                  patience=3, random_state=0)
+                  patience=3, random_state=0, device="cpu")
     params.update(changes)
     return params
 
@@ -775,3 +777,195 @@ def test_fused_adamw_takes_the_same_steps_as_the_reference_optimizer():
     assert moved
     for name in moved:
         torch.testing.assert_close(trained[True][name], trained[False][name], rtol=1e-4, atol=5e-5)
+
+
+# ---------------------------------------------------------------------------------------------- length buckets
+def _varied_sequences(n_users=300, seed=0, longest=60):
+    """Cyclic walks (next item = last + 1) of lengths spread from 2 to ``longest``."""
+    rng = np.random.default_rng(seed)
+    return [(rng.integers(0, N_ITEMS) + np.arange(rng.integers(2, longest))) % N_ITEMS for _ in range(n_users)]
+
+
+def test_bucket_widths_are_the_exact_minimum_of_padded_positions():
+    """Oracle: brute force over every set of candidate widths (multiples of 8 up to the widest needed)."""
+    import itertools
+
+    from causalrec.models.training import bucket_widths
+
+    rng = np.random.default_rng(0)
+    for trial in range(6):
+        max_width = int(rng.choice([40, 50, 64]))
+        lengths = np.minimum(rng.geometric(rng.uniform(0.03, 0.2), size=rng.integers(5, 300)), max_width)
+        top = min(max_width, -(-int(lengths.max()) // 8) * 8)
+        candidates = sorted({min(top, w) for w in range(8, top + 8, 8)})
+
+        def positions(widths, lengths=lengths):
+            widths = np.asarray(widths)
+            return int((widths[np.searchsorted(widths, lengths)] + 1).sum())
+
+        for n_buckets in (1, 2, 3):
+            got = bucket_widths(lengths, max_width, n_buckets)
+            assert len(got) <= n_buckets and got[-1] == top and all(w % 8 == 0 or w == max_width for w in got)
+            brute = min(positions(list(inner) + [top]) for size in range(n_buckets)
+                        for inner in itertools.combinations(candidates[:-1], size))
+            assert positions(got) == brute, (trial, n_buckets)
+
+
+def test_length_buckets_cover_every_window_once_per_epoch_and_change_no_loss():
+    """Each epoch reads every window at least once, in batches whose width holds the window and whose size is
+    fixed per bucket (so a compiled step sees one shape per bucket), repeating at most one window per batch to
+    keep sizes equal; and cutting a batch to its bucket's width changes no loss (oracle: the full-width batch of
+    the same windows; targets are deterministic without baskets)."""
+    from causalrec.models.network import NetworkSpec, RecommenderNetwork
+    from causalrec.models.objectives import NextItemObjective, build_sequence_tables
+    from causalrec.models.training import epoch_batches, plan_buckets
+
+    sequences = _varied_sequences()
+    for repeat_aware in (False, True):
+        tables = build_sequence_tables(sequences, None, 40, n_items=N_ITEMS if repeat_aware else None)
+        objective = NextItemObjective(tables, N_ITEMS, 40, torch.device("cpu"), loss="full_softmax")
+        buckets = plan_buckets(objective, 64, 3)
+        assert buckets is not None and 2 <= len(buckets) <= 3
+        lengths = objective.window_lengths
+        assert sorted(np.concatenate([b.rows for b in buckets]).tolist()) == list(range(objective.n_examples))
+        for bucket in buckets:
+            assert lengths[bucket.rows].max() <= bucket.width
+            assert bucket.batch_size * (bucket.width + 1) <= 64 * 41  # no more positions than a full-width batch
+        generator = torch.Generator().manual_seed(0)
+        for static_shapes in (True, False):
+            batches = epoch_batches(objective, buckets, 64, generator, torch.device("cpu"), static_shapes)
+            seen = np.concatenate([rows.numpy() for rows, _ in batches])
+            assert set(seen.tolist()) == set(range(objective.n_examples))
+            assert len(seen) - objective.n_examples < len(batches)
+            for bucket in buckets:
+                sizes = {len(rows) for rows, width in batches if width == bucket.width}
+                assert (len(sizes) == 1) if static_shapes else (max(sizes) == bucket.batch_size)
+        torch.manual_seed(0)
+        network = RecommenderNetwork(NetworkSpec(n_items=N_ITEMS, hidden_size=16, n_layers=1, n_heads=2,
+                                                 dropout=0.0, max_history=40, repeat_aware=repeat_aware)).eval()
+        with torch.no_grad():
+            for bucket in buckets:
+                rows = torch.as_tensor(bucket.rows[:32])
+                narrow = objective.make_batch(rows, torch.Generator().manual_seed(1), width=bucket.width)
+                full = objective.make_batch(rows, torch.Generator().manual_seed(1))
+                assert narrow[0].shape[1] == bucket.width and full[0].shape[1] == 40
+                torch.testing.assert_close(objective.batch_loss(network, *narrow),
+                                           objective.batch_loss(network, *full), rtol=1e-5, atol=1e-6)
+
+
+def test_a_fit_with_length_buckets_learns_and_records_them():
+    """Forced on CPU (where "auto" keeps one bucket): the model learns the rule as without buckets, the history
+    records the buckets, and ``length_buckets=1`` reproduces the plain loop exactly."""
+    model = _tiny(max_history=40, length_buckets=3, max_epochs=8).fit(_varied_sequences(), N_ITEMS)
+    assert len(model.history_.length_buckets) >= 2
+    assert [w for w, _, _ in model.history_.length_buckets] == sorted(w for w, _, _ in model.history_.length_buckets)
+    users = _varied_sequences(60, seed=1)
+    scores = model.score([u[:-1] for u in users])
+    assert (scores.argmax(1) == np.array([u[-1] for u in users])).mean() > 0.8
+    auto = _tiny(max_history=40, max_epochs=2).fit(_varied_sequences(), N_ITEMS)
+    one = _tiny(max_history=40, max_epochs=2, length_buckets=1).fit(_varied_sequences(), N_ITEMS)
+    assert auto.history_.length_buckets == () == one.history_.length_buckets
+    assert all(torch.equal(a, b) for a, b in zip(auto.network_.state_dict().values(),
+                                                 one.network_.state_dict().values(), strict=True))
+    with pytest.raises(ValidationError, match="length_buckets"):
+        _tiny(length_buckets=0).fit(_cyclic_sequences(), N_ITEMS)
+
+
+# ---------------------------------------------------------------------------------------------- on a GPU
+# CI has no GPU, so these are skipped there; their run on an H100 is recorded in
+# benchmarks/results/transformer_gpu_checks.json.
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@requires_cuda
+def test_auto_settings_on_a_gpu_take_the_fast_path_learn_and_load_on_cpu(tmp_path):
+    """``device="auto"`` on a GPU machine: bf16 autocast, one compiled graph, and the model still learns the cyclic
+    rule. Saved from the GPU and loaded on CPU, the weights are bit-identical and the CPU's fp32 scores rank the
+    held-out users' next items as the GPU's bf16 scores do."""
+    model = _tiny(device="auto").fit(_cyclic_sequences(), N_ITEMS)
+    history = model.history_
+    assert history.device.startswith("cuda") and history.precision == "bf16" and history.compiled
+    assert history.best_validation_loss < history.epochs[0]["validation_loss"]
+    users = _cyclic_sequences(60, seed=1)
+    targets = np.array([u[-1] for u in users])
+    gpu_scores = model.score([u[:-1] for u in users])
+    assert np.isfinite(gpu_scores).all() and (gpu_scores.argmax(1) == targets).mean() > 0.8
+
+    model.save(tmp_path / "model")
+    on_cpu = TransformerRecommender.load(tmp_path / "model", device="cpu")
+    gpu_state, cpu_state = model.network_.state_dict(), on_cpu.network_.state_dict()
+    assert all(torch.equal(gpu_state[k].cpu(), cpu_state[k]) for k in gpu_state)
+    cpu_scores = on_cpu.score([u[:-1] for u in users])
+    np.testing.assert_array_equal(cpu_scores.argmax(1), gpu_scores.argmax(1))
+    spread = cpu_scores.max() - cpu_scores.min()
+    assert np.abs(cpu_scores - gpu_scores).max() < 0.05 * spread  # bf16 rounding, not a different model
+
+
+@requires_cuda
+def test_a_gpu_fit_cuts_batches_into_length_buckets_with_one_graph_each():
+    """On a GPU ``length_buckets="auto"`` buckets varied-length windows; each bucket compiles one graph (a fixed
+    batch shape per bucket), and the model learns the rule."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = _tiny(device="auto", max_history=40, max_epochs=8).fit(_varied_sequences(), N_ITEMS)
+    buckets = model.history_.length_buckets
+    assert model.history_.compiled and len(buckets) >= 2
+    assert counters["stats"]["unique_graphs"] == len(buckets)
+    users = _varied_sequences(60, seed=1)
+    assert (model.score([u[:-1] for u in users]).argmax(1) == np.array([u[-1] for u in users])).mean() > 0.8
+    torch._dynamo.reset()
+
+
+@requires_cuda
+@pytest.mark.parametrize("loss, negatives, repeat_aware", [
+    ("full_softmax", "uniform", False), ("full_softmax", "uniform", True), ("sampled_bce", "unseen", False)])
+def test_the_gpu_training_step_never_waits_for_the_host(loss, negatives, repeat_aware):
+    """The issue's "no per-step host syncs": after compilation, drawing a batch on the device and taking a
+    compiled bf16 step with fused AdamW and gradient clipping must not synchronise with the host once. CUDA's
+    sync debug mode turns any synchronisation (``.item()``, a data-dependent shape, a host copy) into an error."""
+    from causalrec.models.network import NetworkSpec, RecommenderNetwork
+    from causalrec.models.objectives import NextItemObjective, build_sequence_tables
+    from causalrec.models.training import TrainingConfig, make_optimizer, make_train_step
+
+    device = torch.device("cuda")
+    rng = np.random.default_rng(0)
+    n_items, length = 60, 20
+    histories = [rng.integers(0, n_items, size=rng.integers(5, 50)) for _ in range(300)]
+    tables = build_sequence_tables(histories, None, length, n_items=n_items if repeat_aware else None)
+    objective = NextItemObjective(tables, n_items, length, device, loss=loss, negative_sampling=negatives)
+    torch.manual_seed(0)
+    network = RecommenderNetwork(NetworkSpec(n_items=n_items, hidden_size=32, n_layers=2, n_heads=2, dropout=0.1,
+                                             max_history=length, repeat_aware=repeat_aware)).to(device)
+    optimizer = make_optimizer(network, TrainingConfig(learning_rate=1e-3), device)
+    assert optimizer.defaults.get("fused")
+    step = make_train_step(network, objective, optimizer, device, torch.bfloat16, True, 1.0)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(0)
+
+    def one_step():
+        rows = torch.randint(0, objective.n_examples, (64,), generator=generator, device=device)
+        return step(*objective.make_batch(rows, generator))
+
+    for _ in range(3):  # compilation, and the optimizer's lazily created state
+        one_step()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        losses = [one_step() for _ in range(5)]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(torch.stack(losses)).all()
+
+
+@requires_cuda
+def test_click_model_on_a_gpu_is_calibrated(logistic_data):
+    """The outcome heads trained with the GPU path (bf16, compiled) give probabilities as calibrated as on CPU."""
+    features, outcome, probability = logistic_data
+    model = TransformerClickModel(**_click_params(device="auto")).fit(features[:3000], outcome[:3000])
+    assert model.history_.device.startswith("cuda") and model.history_.precision == "bf16"
+    held_out = calibration_metrics(outcome[3000:], model.predict_proba(features[3000:])[:, 1])
+    oracle = calibration_metrics(outcome[3000:], probability[3000:])
+    assert held_out["log_loss"] < oracle["log_loss"] + 0.03
+    assert held_out["ece"] < 0.05

@@ -239,6 +239,9 @@ class NextItemObjective:
         self.max_history = max_history
         self.device = device
         self.n_examples = tables.n_windows
+        # For length buckets (training.plan_buckets): the tokens of each window, and the padded width.
+        self.window_lengths = np.asarray(tables.window_end - tables.window_start)
+        self.max_width = max_history
 
         def on_device(array, dtype=torch.long):
             return torch.as_tensor(np.asarray(array), dtype=dtype, device=device)
@@ -277,9 +280,14 @@ class NextItemObjective:
             self.validation_pairs = (on_device(rows), on_device(items))
 
     # ------------------------------------------------------------------ training batches
-    def make_batch(self, rows: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    def make_batch(self, rows: torch.Tensor, generator: torch.Generator,
+                   width: int | None = None) -> tuple[torch.Tensor, ...]:
+        """The windows ``rows`` right-aligned in ``width`` tokens (``max_history`` by default; a length bucket
+        passes a narrower width that its windows fit, which leaves every output unchanged: padding is masked and
+        positions count real tokens only)."""
+        width = self.max_history if width is None else width
         start, end = self.window_start[rows], self.window_end[rows]
-        index = end[:, None] - self.max_history + self.offsets[None, :]  # right-aligned: left padding
+        index = end[:, None] - width + self.offsets[None, :width]  # right-aligned: left padding
         valid = index >= start[:, None]
         safe = index.clamp(min=0)
         history = torch.where(valid, self.tokens[safe], self.pad_index)
