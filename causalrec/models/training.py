@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
@@ -308,8 +309,6 @@ def bucket_widths(lengths, max_width: int, n_buckets: int, step: int = BUCKET_WI
     """At most ``n_buckets`` widths, multiples of ``step`` (the widest may be ``max_width``), that minimise the
     positions computed, the sum over examples of (its bucket's width + 1); exact, by dynamic programming over the
     candidate widths (at most ``max_width / step`` of them)."""
-    import numpy as np
-
     lengths = np.asarray(lengths, dtype=np.int64)
     top = min(max_width, max(step, -(-int(lengths.max(initial=1)) // step) * step))
     candidates = sorted({min(top, w) for w in range(step, top + step, step)})
@@ -343,8 +342,6 @@ def plan_buckets(objective: Objective, batch_size: int, n_buckets: int) -> list[
     128, histories read 50 at a time: a bucket of 892 windows of 8 tokens made 4 buckets slower than 1, 8.5M
     against 9.7M positions/s), and it costs a compiled graph of its own.
     """
-    import numpy as np
-
     lengths = getattr(objective, "window_lengths", None)
     if n_buckets <= 1 or lengths is None or len(lengths) == 0:
         return None

@@ -213,7 +213,8 @@ class _TransformerEstimator(BaseEstimator):
             setattr(estimator, name, saved.tensors[key].numpy() if key in saved.tensors else None)
         history = config.get("history")
         estimator.history_ = None if history is None else TrainingHistory(
-            **{**history, "epochs": tuple(history["epochs"])}
+            **{**history, "epochs": tuple(history["epochs"]),
+               "length_buckets": tuple(tuple(b) for b in history.get("length_buckets", ()))}
         )
         if config["spec"] is None:
             estimator.spec_, estimator.network_ = None, None
