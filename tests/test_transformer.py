@@ -894,7 +894,7 @@ requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs 
 
 @requires_cuda
 def test_auto_settings_on_a_gpu_take_the_fast_path_learn_and_load_on_cpu(tmp_path):
-    """``device="auto"`` on a GPU machine: bf16 autocast, one compiled graph, and the model still learns the cyclic
+    """``device="auto"`` on a GPU machine: bf16 autocast and a compiled step, and the model still learns the cyclic
     rule. Saved from the GPU and loaded on CPU, the weights are bit-identical and the CPU's fp32 scores rank the
     held-out users' next items as the GPU's bf16 scores do."""
     model = _tiny(device="auto").fit(_cyclic_sequences(), N_ITEMS)
