@@ -60,6 +60,20 @@ CJ_DATA = dict(min_item_count=20, max_items=1000, max_households=1200, random_st
 # model, windows per household and tuning grid; asks whether the loss comparison changes with scale (30 min on
 # 2 threads for the three losses on both bodies; not in the default run).
 CJ_DATA_LARGE = dict(min_item_count=20, max_items=2500, max_households=None, random_state=0)
+# ``--cj-scale full``: every item bought at least 20 times (13,343 items, 13x the default catalogue) and every
+# eligible household. The literature's case for the full softmax is a large catalogue, where one sampled negative
+# is a vanishing share of the items; this scale asks whether the loss comparison turns there. A full-softmax epoch
+# costs about 90 s on 2 CPU threads (sampled BCE about 10 s), so a run fits one body (the repeat-aware one unless
+# --cj-bodies plain), with the second setting of CJ_TUNING_GRID and no grid, about 1 hour. The repeat-aware full
+# softmax and catalogue-wide sampled BCE chose that setting at both smaller scales (SASRec's sampler chose the first
+# there, by at most 0.0014 validation NDCG@10); at 2.5x all three plain-body losses chose it.
+CJ_DATA_FULL = dict(min_item_count=20, max_items=None, max_households=None, random_state=0)
+CJ_SCALES = {"cpu": CJ_DATA, "large": CJ_DATA_LARGE, "full": CJ_DATA_FULL}
+CJ_SCALE_WHY = {"cpu": "CPU budget (25 min on 2 cores for the whole benchmark)",
+                "large": "--cj-scale large: 2.5x the catalogue, every eligible household",
+                "full": "--cj-scale full: every item bought >= 20 times (the whole eligible catalogue), every "
+                        "eligible household; one body per run (see bodies), the tuning grid's second setting "
+                        "only (CPU cost)"}
 CJ_TRANSFORMER = dict(hidden_size=64, n_layers=2, n_heads=2, dropout=0.2, max_history=50, max_windows_per_user=2,
                       validation_metric="ndcg@10", repeat_aware=True, progress_bar=False)
 # Optimisation settings tried for BOTH losses alike; each loss keeps the one with the best validation NDCG@10
@@ -231,7 +245,8 @@ def _summaries(runs: list[dict]) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- Complete Journey
-def complete_journey(seeds: list[int], quick: bool, scale: str = "cpu") -> dict:
+def complete_journey(seeds: list[int], quick: bool, scale: str = "cpu",
+                     bodies: tuple[str, ...] | None = None) -> dict:
     from causalrec.data.datasets.completejourney import purchase_sequences
     from causalrec.models import (
         ItemKNNRecommender,
@@ -242,9 +257,9 @@ def complete_journey(seeds: list[int], quick: bool, scale: str = "cpu") -> dict:
     )
     from causalrec.models.metrics import TIE_POLICY
 
-    data_options = dict(CJ_DATA_LARGE if scale == "large" else CJ_DATA)
+    data_options = dict(CJ_SCALES[scale])
     transformer_options = dict(CJ_TRANSFORMER)
-    tuning_grid = [dict(setting) for setting in CJ_TUNING_GRID]
+    tuning_grid = [dict(setting) for setting in (CJ_TUNING_GRID[1:] if scale == "full" else CJ_TUNING_GRID)]
     if quick:
         data_options.update(max_items=300, max_households=200)
         transformer_options.update(hidden_size=32)
@@ -309,14 +324,18 @@ def complete_journey(seeds: list[int], quick: bool, scale: str = "cpu") -> dict:
     # comparison the literature makes; each loss tuned alike in both. Sampled BCE twice: negatives uniform over
     # the catalogue, and SASRec's original sampler (never an item of the household's training sequence).
     unseen = {"negative_sampling": "unseen"}
-    for label, loss, options in (
+    variants = [
         ("transformer_full_softmax", "full_softmax", transformer_options),
         ("transformer_sampled_bce", "sampled_bce", transformer_options),
         ("transformer_sampled_bce_sasrec_negatives", "sampled_bce", {**transformer_options, **unseen}),
         ("plain_transformer_full_softmax", "full_softmax", plain_options),
         ("plain_transformer_sampled_bce", "sampled_bce", plain_options),
         ("plain_transformer_sampled_bce_sasrec_negatives", "sampled_bce", {**plain_options, **unseen}),
-    ):
+    ]
+    # CPU cost: at the full scale one body per run, the repeat-aware one unless asked (see CJ_DATA_FULL)
+    bodies = bodies or (("repeat",) if scale == "full" else ("repeat", "plain"))
+    variants = [variant for variant in variants if ("plain" if variant[0].startswith("plain_") else "repeat") in bodies]
+    for label, loss, options in variants:
         # The grid is run with the first seed; the chosen setting's run is that seed's result (selection used
         # the validation baskets only), the other seeds are fitted with the chosen setting.
         tried = [(setting, fit_and_evaluate(loss, setting, seeds[0], options)) for setting in tuning_grid]
@@ -340,6 +359,7 @@ def complete_journey(seeds: list[int], quick: bool, scale: str = "cpu") -> dict:
                           "transformer_sampled_bce_sasrec_negatives")]
     pairs += [("plain_transformer_full_softmax", name)
               for name in ("plain_transformer_sampled_bce", "plain_transformer_sampled_bce_sasrec_negatives")]
+    pairs = [(model, name) for model, name in pairs if model in results and name in results]
     for model, name in pairs:
         per_seed = []
         for index, run in enumerate(results[model]["runs"]):
@@ -358,28 +378,36 @@ def complete_journey(seeds: list[int], quick: bool, scale: str = "cpu") -> dict:
     def worst_seed_margin(name: str, model: str = "transformer_full_softmax") -> float:
         return min(item["ci95"][0] for item in comparisons[f"{model} - {name}"])
 
-    verdicts = {
-        "beats_popularity": worst_seed_margin("popularity") > 0,
-        "beats_item_knn": worst_seed_margin("item_knn") > 0,
-        "full_softmax_beats_sampled_bce": worst_seed_margin("transformer_sampled_bce") > 0,
-        "beats_repeat_popularity": worst_seed_margin("repeat_popularity") > 0,
-        "relative_ndcg@10_gain_over_popularity": mean_ndcg("transformer_full_softmax") / mean_ndcg("popularity") - 1,
-        "relative_ndcg@10_gain_over_item_knn": mean_ndcg("transformer_full_softmax") / mean_ndcg("item_knn") - 1,
-        "relative_ndcg@10_gain_over_sampled_bce": (mean_ndcg("transformer_full_softmax")
-                                                   / mean_ndcg("transformer_sampled_bce") - 1),
-        "full_softmax_beats_sampled_bce_sasrec_negatives": worst_seed_margin(
-            "transformer_sampled_bce_sasrec_negatives") > 0,
-        "relative_ndcg@10_gain_over_sampled_bce_sasrec_negatives": (
-            mean_ndcg("transformer_full_softmax") / mean_ndcg("transformer_sampled_bce_sasrec_negatives") - 1),
-        "plain_body_full_softmax_beats_sampled_bce": worst_seed_margin("plain_transformer_sampled_bce",
-                                                                       "plain_transformer_full_softmax") > 0,
-        "plain_body_relative_ndcg@10_gain_over_sampled_bce": (mean_ndcg("plain_transformer_full_softmax")
-                                                              / mean_ndcg("plain_transformer_sampled_bce") - 1),
-        "plain_body_full_softmax_beats_sampled_bce_sasrec_negatives": worst_seed_margin(
-            "plain_transformer_sampled_bce_sasrec_negatives", "plain_transformer_full_softmax") > 0,
-        "rule": "a verdict holds when the 95% interval of the paired per-household NDCG@10 difference is above 0 "
-                "for every seed",
-    }
+    verdicts = {}
+    if "transformer_full_softmax" in results:
+        verdicts.update({
+            "beats_popularity": worst_seed_margin("popularity") > 0,
+            "beats_item_knn": worst_seed_margin("item_knn") > 0,
+            "full_softmax_beats_sampled_bce": worst_seed_margin("transformer_sampled_bce") > 0,
+            "beats_repeat_popularity": worst_seed_margin("repeat_popularity") > 0,
+            "relative_ndcg@10_gain_over_popularity": (mean_ndcg("transformer_full_softmax")
+                                                      / mean_ndcg("popularity") - 1),
+            "relative_ndcg@10_gain_over_item_knn": mean_ndcg("transformer_full_softmax") / mean_ndcg("item_knn") - 1,
+            "relative_ndcg@10_gain_over_sampled_bce": (mean_ndcg("transformer_full_softmax")
+                                                       / mean_ndcg("transformer_sampled_bce") - 1),
+            "full_softmax_beats_sampled_bce_sasrec_negatives": worst_seed_margin(
+                "transformer_sampled_bce_sasrec_negatives") > 0,
+            "relative_ndcg@10_gain_over_sampled_bce_sasrec_negatives": (
+                mean_ndcg("transformer_full_softmax") / mean_ndcg("transformer_sampled_bce_sasrec_negatives") - 1),
+        })
+    if "plain_transformer_full_softmax" in results:
+        verdicts.update({
+            "plain_body_full_softmax_beats_sampled_bce": worst_seed_margin("plain_transformer_sampled_bce",
+                                                                           "plain_transformer_full_softmax") > 0,
+            "plain_body_relative_ndcg@10_gain_over_sampled_bce": (
+                mean_ndcg("plain_transformer_full_softmax") / mean_ndcg("plain_transformer_sampled_bce") - 1),
+            "plain_body_full_softmax_beats_sampled_bce_sasrec_negatives": worst_seed_margin(
+                "plain_transformer_sampled_bce_sasrec_negatives", "plain_transformer_full_softmax") > 0,
+            "plain_body_relative_ndcg@10_gain_over_popularity": (mean_ndcg("plain_transformer_full_softmax")
+                                                                 / mean_ndcg("popularity") - 1),
+        })
+    verdicts["rule"] = ("a verdict holds when the 95% interval of the paired per-household NDCG@10 difference is "
+                        "above 0 for every seed")
     for result in results.values():
         for run in result["runs"]:
             run.pop("ndcg@10_per_row")
@@ -398,8 +426,7 @@ def complete_journey(seeds: list[int], quick: bool, scale: str = "cpu") -> dict:
         "subsample": {**data_options, "n_households": data.n_households, "n_items": data.n_items,
                       "n_train_tokens": int(sum(len(s) for s in train)),
                       "scale": scale,
-                      "why": ("CPU budget (25 min on 2 cores for the whole benchmark)" if scale == "cpu" else
-                              "--cj-scale large: 2.5x the catalogue, every eligible household")},
+                      "why": CJ_SCALE_WHY[scale], "bodies": list(bodies)},
         "n_test_households": int(sum(len(t) > 0 for t in targets)),
         "n_test_households_with_new_items": int(sum(len(t) > 0 for t in new_targets)),
         "seeds": seeds,
@@ -603,12 +630,13 @@ def _paired_error_differences(reward: np.ndarray, weight: np.ndarray, truth_rewa
 
 
 # ---------------------------------------------------------------------------------------------- driver
-def _run_part(part: str, seeds: list[int], quick: bool, threads: int, scale: str = "cpu") -> dict:
+def _run_part(part: str, seeds: list[int], quick: bool, threads: int, scale: str = "cpu",
+              bodies: tuple[str, ...] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(threads)
     started, cpu_started = time.perf_counter(), time.process_time()
-    result = complete_journey(seeds, quick, scale) if part == "cj" else open_bandit(seeds, quick)
+    result = complete_journey(seeds, quick, scale, bodies) if part == "cj" else open_bandit(seeds, quick)
     result["wall_seconds"] = time.perf_counter() - started
     result["process_cpu_seconds"] = time.process_time() - cpu_started
     return result
@@ -621,14 +649,28 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="run the parts in parallel processes")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (numbers meaningless)")
-    parser.add_argument("--cj-scale", choices=("cpu", "large"), default="cpu",
-                        help="Complete Journey subsample: the default CPU-budget one, or 'large' (2.5x the "
-                             "catalogue, all households; writes transformer_accuracy_cj_large.json)")
+    parser.add_argument("--cj-scale", choices=tuple(CJ_SCALES), default="cpu",
+                        help="Complete Journey subsample: the default CPU-budget one, 'large' (2.5x the "
+                             "catalogue, all households; writes transformer_accuracy_cj_large.json) or 'full' (every "
+                             "item bought >= 20 times, repeat-aware body only; transformer_accuracy_cj_full.json)")
+    parser.add_argument("--cj-bodies", default=None,
+                        help="comma list of 'repeat' (the repeat-aware model) and 'plain' (no repeat terms); default "
+                             "both, only 'repeat' at --cj-scale full. A non-default choice adds a suffix to the "
+                             "output name (e.g. transformer_accuracy_cj_full_plain.json)")
     parser.add_argument("--part-output", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    default_bodies = ("repeat",) if args.cj_scale == "full" else ("repeat", "plain")
+    bodies = default_bodies
+    if args.cj_bodies is not None:
+        bodies = tuple(body for body in ("repeat", "plain") if body in args.cj_bodies.split(","))
+        unknown = set(args.cj_bodies.split(",")) - {"repeat", "plain"}
+        if unknown or not bodies:
+            parser.error(f"--cj-bodies: expected a comma list of 'repeat' and 'plain', got {args.cj_bodies!r}")
     if args.out is None:
-        args.out = RESULTS if args.cj_scale == "cpu" else RESULTS.with_name("transformer_accuracy_cj_large.json")
+        name = "transformer_accuracy" + ("" if args.cj_scale == "cpu" else f"_cj_{args.cj_scale}")
+        name += "" if bodies == default_bodies else "_" + "_".join(bodies)
+        args.out = RESULTS.with_name(name + ".json")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     seeds = [int(seed) for seed in args.seeds.split(",")]
     parts = [part for part in args.parts.split(",") if part]
@@ -636,7 +678,8 @@ def main() -> None:
     if args.part_output is not None:  # child process of a parallel run
         from causalrec._results import write_json_atomic
 
-        write_json_atomic(args.part_output, _run_part(parts[0], seeds, args.quick, args.threads, args.cj_scale))
+        write_json_atomic(args.part_output, _run_part(parts[0], seeds, args.quick, args.threads, args.cj_scale,
+                                                      bodies))
         return
 
     from causalrec._results import write_json_atomic
@@ -650,7 +693,8 @@ def main() -> None:
             for part in parts:
                 output = Path(scratch) / f"{part}.json"
                 command = [sys.executable, __file__, "--parts", part, "--seeds", args.seeds, "--threads",
-                           str(args.threads), "--cj-scale", args.cj_scale, "--part-output", str(output)]
+                           str(args.threads), "--cj-scale", args.cj_scale, "--cj-bodies", ",".join(bodies),
+                           "--part-output", str(output)]
                 command += ["--quick"] if args.quick else []
                 children[part] = (subprocess.Popen(command), output)
             for part, (child, output) in children.items():
@@ -659,7 +703,7 @@ def main() -> None:
                 results[part] = json.loads(output.read_text())
     else:
         for part in parts:
-            results[part] = _run_part(part, seeds, args.quick, args.threads, args.cj_scale)
+            results[part] = _run_part(part, seeds, args.quick, args.threads, args.cj_scale, bodies)
     payload = {
         "question": "transformer accuracy vs baselines (Complete Journey) and as OPE reward model (Open Bandit)",
         "quick_run": args.quick,
@@ -667,7 +711,7 @@ def main() -> None:
         "open_bandit": results.get("obd"),
         "wall_seconds": time.perf_counter() - started,
         "budget": ("<= 25 minutes on 2 CPU cores for the whole benchmark" if args.cj_scale == "cpu"
-                   else "none (--cj-scale large)"),
+                   else f"none (--cj-scale {args.cj_scale})"),
         "machine": machine | {"processes": min(args.jobs, len(parts)), "torch_threads_per_process": args.threads},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
