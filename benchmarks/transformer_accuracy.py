@@ -69,6 +69,13 @@ CJ_DATA_LARGE = dict(min_item_count=20, max_items=2500, max_households=None, ran
 # there, by at most 0.0014 validation NDCG@10); at 2.5x all three plain-body losses chose it.
 CJ_DATA_FULL = dict(min_item_count=20, max_items=None, max_households=None, random_state=0)
 CJ_SCALES = {"cpu": CJ_DATA, "large": CJ_DATA_LARGE, "full": CJ_DATA_FULL}
+
+
+def default_bodies(scale: str) -> tuple[str, ...]:
+    """The model bodies a Complete Journey run fits: both, except at the full scale (CPU cost)."""
+    return ("repeat",) if scale == "full" else ("repeat", "plain")
+
+
 CJ_SCALE_WHY = {"cpu": "CPU budget (25 min on 2 cores for the whole benchmark)",
                 "large": "--cj-scale large: 2.5x the catalogue, every eligible household",
                 "full": "--cj-scale full: every item bought >= 20 times (the whole eligible catalogue), every "
@@ -379,7 +386,7 @@ def complete_journey(seeds: list[int], quick: bool, scale: str = "cpu",
         ("plain_transformer_sampled_bce_sasrec_negatives", "sampled_bce", {**plain_options, **unseen}),
     ]
     # CPU cost: at the full scale one body per run, the repeat-aware one unless asked (see CJ_DATA_FULL)
-    bodies = bodies or (("repeat",) if scale == "full" else ("repeat", "plain"))
+    bodies = bodies or default_bodies(scale)
     variants = [variant for variant in variants if ("plain" if variant[0].startswith("plain_") else "repeat") in bodies]
     for label, loss, options in variants:
         # The grid is run with the first seed; the chosen setting's run is that seed's result (selection used
@@ -722,8 +729,7 @@ def main() -> None:
     parser.add_argument("--part-output", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    default_bodies = ("repeat",) if args.cj_scale == "full" else ("repeat", "plain")
-    bodies = default_bodies
+    bodies = default_bodies(args.cj_scale)
     if args.cj_bodies is not None:
         bodies = tuple(body for body in ("repeat", "plain") if body in args.cj_bodies.split(","))
         unknown = set(args.cj_bodies.split(",")) - {"repeat", "plain"}
@@ -731,7 +737,7 @@ def main() -> None:
             parser.error(f"--cj-bodies: expected a comma list of 'repeat' and 'plain', got {args.cj_bodies!r}")
     if args.out is None:
         name = "transformer_accuracy" + ("" if args.cj_scale == "cpu" else f"_cj_{args.cj_scale}")
-        name += "" if bodies == default_bodies else "_" + "_".join(bodies)
+        name += "" if bodies == default_bodies(args.cj_scale) else "_" + "_".join(bodies)
         args.out = RESULTS.with_name(name + ".json")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     seeds = [int(seed) for seed in args.seeds.split(",")]
