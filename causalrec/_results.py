@@ -56,6 +56,11 @@ class ResultMixin:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
+    def _row(self, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The fields as one table row, values as they are: a missing number stays NaN (``to_dict`` makes it
+        None for JSON), so a frame's numeric columns stay numeric."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in exclude}
+
     def summary(self) -> str:
         title = type(self).__name__
         with pd.option_context("display.width", 120, "display.max_columns", 20):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from causalrec._arrays import as_index, as_numeric
 from causalrec.exceptions import ValidationError
 
 _OWNER = "ActionDistribution"
@@ -166,10 +167,12 @@ class SparseDistribution(ActionDistribution):
     n_positions: int = 1
 
     def __post_init__(self) -> None:
-        rounds = np.asarray(self.rounds, dtype=np.int64)
-        actions = np.asarray(self.actions, dtype=np.int64)
-        positions = np.asarray(self.positions, dtype=np.int64)
-        probs = np.asarray(self.probs, dtype=np.float64)
+        # Indices must be integer-valued (a round 1.4 or an action 'a' is refused, never truncated); a missing value
+        # of a nullable column is refused with its row.
+        rounds = as_index(self.rounds, "round", None, owner=_OWNER)
+        actions = as_index(self.actions, "action", None, owner=_OWNER)
+        positions = as_index(self.positions, "position", None, owner=_OWNER)
+        probs = as_numeric(self.probs, "prob", None, owner=_OWNER).astype(np.float64)
         lengths = {len(rounds), len(actions), len(positions), len(probs)}
         if len(lengths) != 1:
             raise _fail("entries", "round/action/position/prob arrays of equal length", f"lengths {sorted(lengths)}")
@@ -211,7 +214,8 @@ class SparseDistribution(ActionDistribution):
     def from_frame(
         cls, frame: pd.DataFrame, n_rounds: int, n_actions: int, n_positions: int | None = None
     ) -> SparseDistribution:
-        """From long format with columns ``round, action, position, prob`` (``position`` optional)."""
+        """From long format with columns ``round, action, position, prob`` (``position`` optional), one row per
+        (round, action, position)."""
         required = ["round", "action", "prob"]
         missing = [c for c in required if c not in frame.columns]
         if missing:
@@ -219,11 +223,23 @@ class SparseDistribution(ActionDistribution):
         if "position" not in frame.columns and n_positions is not None and n_positions > 1:
             raise _fail("columns", f"round, action, position, prob (the logs have {n_positions} positions)",
                         f"{list(frame.columns)}")
-        positions = frame["position"].to_numpy() if "position" in frame.columns else np.zeros(len(frame), int)
+        rounds = as_index(frame["round"], "round", None, owner=_OWNER)
+        actions = as_index(frame["action"], "action", None, owner=_OWNER)
+        positions = (as_index(frame["position"], "position", None, owner=_OWNER) if "position" in frame.columns
+                     else np.zeros(len(frame), np.int64))
         if n_positions is None:
             n_positions = int(positions.max()) + 1 if len(positions) else 1
+        # One row per (round, action, position): a repeated key is almost always a join that went wrong, and
+        # summing it would silently change the policy (the constructor adds repeats up, for sampled policies).
+        keys = pd.DataFrame({"round": rounds, "action": actions, "position": positions})
+        repeated = keys.duplicated(keep="first").to_numpy()
+        if repeated.any():
+            row = int(np.flatnonzero(repeated)[0])
+            raise _fail("round, action, position", "unique: one probability per (round, action, position) (add "
+                        "repeated entries up first, e.g. groupby(...).prob.sum(), if that is what they mean)",
+                        f"(round {rounds[row]}, action {actions[row]}, position {positions[row]}) repeated", row)
         return cls(
-            frame["round"].to_numpy(), frame["action"].to_numpy(), positions, frame["prob"].to_numpy(),
+            rounds, actions, positions, frame["prob"].to_numpy(),
             n_rounds=n_rounds, n_actions=n_actions, n_positions=n_positions,
         )
 

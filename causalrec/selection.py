@@ -36,6 +36,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold
 
 from causalrec._results import ResultMixin, to_jsonable
+from causalrec._text import confidence_level
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import ValidationError
 from causalrec.ope.evaluate import LOGGING, compare_policies
@@ -314,7 +315,7 @@ class Leaderboard(ResultMixin):
             table = self.table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
         lines = [
             f"Model selection by estimated uplift over {self.baseline!r} ({self.n_rounds} logged rounds, estimator "
-            f"{self.estimator}, {1 - self.alpha:.0%} intervals)",
+            f"{self.estimator}, {confidence_level(self.alpha)} intervals)",
             *[f"WARNING: {w}" for w in self.warnings],
             table,
             f"Decision: {self.decision}",
@@ -359,7 +360,7 @@ class Leaderboard(ResultMixin):
         right.scatter(by_uplift["uplift"], y, color=colors, zorder=3)
         right.set_yticks(y, by_uplift["candidate"])
         right.axvline(0, color="black", linestyle="--", linewidth=1)
-        right.set_xlabel(f"estimated uplift over {self.baseline} ({1 - self.alpha:.0%} simultaneous CI)")
+        right.set_xlabel(f"estimated uplift over {self.baseline} ({confidence_level(self.alpha)} simultaneous CI)")
         right.set_title("Ranked by estimated uplift")
         figure.tight_layout()
         return figure

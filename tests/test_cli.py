@@ -121,6 +121,29 @@ def test_evaluate_reports_bad_input_without_a_traceback(tmp_path):
     assert "field 'prob'" in result.output and "first offending row: 1" in result.output
 
 
+def test_evaluate_errors_print_bracketed_text_and_refuse_an_empty_estimator_list(tmp_path):
+    """Messages are data, not rich markup: '[position,]' must reach the user. An empty estimator list is a one-line
+    error with exit code 2 and no JSON written (it used to crash in summary())."""
+    world = simulate.make_world(n_users=20, n_items=4, n_positions=1, random_state=0)
+    logs = world.sample_logs(50, random_state=1)
+    logs.to_parquet(tmp_path / "logs.parquet")
+    import pandas as pd
+
+    frame = pd.DataFrame({"round": np.arange(50), "action": 0, "position": 0, "prob": 1.0})
+    frame.drop(columns="prob").to_parquet(tmp_path / "no_prob.parquet")
+    frame.to_parquet(tmp_path / "target.parquet")
+    result = runner.invoke(app, ["evaluate", "--logs", str(tmp_path / "logs.parquet"),
+                                 "--target", str(tmp_path / "no_prob.parquet")])
+    assert result.exit_code == 2
+    assert "round, action, [position,] prob" in " ".join(result.output.split())
+    out = tmp_path / "empty.json"
+    result = runner.invoke(app, ["evaluate", "--logs", str(tmp_path / "logs.parquet"), "--target",
+                                 str(tmp_path / "target.parquet"), "--estimators", "", "--json", str(out)])
+    assert result.exit_code == 2
+    assert "field 'estimators' must be at least one of" in " ".join(result.output.split())
+    assert not out.exists()
+
+
 def test_select_from_files_ranks_candidates_and_estimates_the_true_values(tmp_path):
     """``select --logs --scores``: every array of the .npz is a candidate (its greedy top-L policy); the oracle's
     estimated value covers the simulator's exact value of that policy and it ranks above pure noise."""

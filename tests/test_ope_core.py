@@ -225,6 +225,70 @@ def test_bad_input_gets_clear_errors(small):
         evaluate_policy(feedback, np.full_like(target, np.nan))
 
 
+def test_bad_options_name_the_field_instead_of_giving_a_number(small):
+    """Options that would give a wrong number or a crash deep inside are refused up front, naming the field."""
+    feedback, target = small
+    q = np.full((6, 3), 0.9)
+    cases = [
+        (dict(estimators=[]), "field 'estimators' must be at least one of"),
+        (dict(alpha="0.05"), "field 'alpha' must be a finite number; found '0.05'"),
+        (dict(alpha=1.0), "field 'alpha' must be in the open interval"),
+        (dict(estimators="dm", estimated_rewards=q, dm_bias_bound=-1.0), "field 'dm_bias_bound' must be a non-negative"),
+        (dict(estimators="dm", estimated_rewards=q, dm_bias_bound=float("nan")), "field 'dm_bias_bound'"),
+        (dict(estimators="dr", n_folds=1), r"field 'n_folds' must be an integer in \[2, n_rounds = 6\]"),
+        (dict(estimators="dr", n_folds=7), r"field 'n_folds' must be an integer in \[2, n_rounds = 6\].*found 7"),
+        (dict(estimators="dr", n_folds=2.5), "field 'n_folds'"),
+        # The refit bootstrap refits a model: precomputed predictions have none, and the analytic interval no
+        # resamples (the replicates used to refit LightGBM and describe another estimator than the point estimate).
+        (dict(estimators="dm,dr", estimated_rewards=q, ci="bootstrap", n_bootstrap=50, refit_reward_model=True),
+         "field 'refit_reward_model'.*estimated_rewards given"),
+        (dict(estimators="dr", refit_reward_model=True), "field 'refit_reward_model'.*found ci='analytic'"),
+    ]
+    for options, message in cases:
+        with pytest.raises(ValidationError, match=message):
+            evaluate_policy(feedback, target, random_state=0, **options)
+
+
+@pytest.mark.parametrize("estimator", ["ips", "dr", "switch-dr", "dr-os"])
+def test_thresholds_must_be_non_negative_numbers(estimator):
+    """As OBP: a negative clipping threshold would make IPS negative on rewards >= 0, a NaN one gives NaN."""
+    from causalrec.ope.estimators import ESTIMATORS
+
+    for bad in (-1.0, float("nan"), "5", None, True):
+        with pytest.raises(ValidationError, match=r"field 'lambda_' must be a number >= 0 \(inf: no threshold\)"):
+            ESTIMATORS[estimator](lambda_=bad)
+    assert ESTIMATORS[estimator](lambda_=0).lambda_ == 0.0
+    assert ESTIMATORS[estimator](lambda_=np.int64(3)).lambda_ == 3.0
+
+
+def test_frames_keep_missing_numbers_as_nan_and_the_header_says_what_was_used(small):
+    feedback, target = small
+    result = evaluate_policy(feedback, target, estimators="dm,ips", estimated_rewards=np.full((6, 3), 0.5),
+                             alpha=0.025)
+    frame = result.to_frame()
+    assert frame["se"].dtype == np.float64 and np.isnan(frame.loc[0, "se"])  # DM has no interval
+    assert (frame["value"] - 0.5).abs().iloc[0] < 1e-12  # arithmetic works on the columns
+    assert np.isnan(result["dm"].to_frame().loc[0, "ci_low"])
+    assert result.to_dict()["estimates"][0]["se"] is None  # JSON keeps null
+    header = result.summary().splitlines()[0]
+    assert "97.5% analytic intervals" in header and "reward model: precomputed predictions" in header
+    assert "cross-fitted" not in header
+
+
+def test_an_undefined_candidate_is_named_in_the_comparison_error(small):
+    feedback, target = small
+    never_logged = np.zeros_like(target)
+    never_logged[:, 0] = 1.0
+    never_logged[feedback.action == 0] = [0.0, 1.0, 0.0]  # all weight off the logged actions
+    assert (never_logged[np.arange(6), feedback.action] == 0).all()
+    with pytest.warns(CausalrecWarning, match="effective sample size is 0.0"), pytest.raises(
+        ValidationError, match=r"compare_policies: field 'targets\['b'\]' must be a policy whose snips estimate is "
+                               r"defined.*all importance weights are zero"):
+        compare_policies(feedback, {"a": target, "b": never_logged}, baseline="a", estimator="snips")
+    with pytest.raises(ValidationError, match="compare_policies: field 'alpha'"):
+        compare_policies(feedback, {"a": target}, baseline="logging", alpha=0)
+
+
 def test_bad_comparison_input_names_the_field(small):
     feedback, target = small
     with pytest.raises(ValidationError, match="compare_policies: field 'targets' must be a non-empty mapping"):

@@ -303,6 +303,31 @@ def test_slate_estimators_match_their_formulas():
         evaluate_slate_policy(slate_id, reward, zero, evaluation, estimators=["sips"])
 
 
+def test_slate_evaluation_refuses_bad_input_and_keeps_missing_numbers_as_nan():
+    slate_id = np.array([0, 0, 1, 1])
+    reward = np.array([1.0, 0.0, 1.0, 0.0])
+    behavior, evaluation = {"joint": np.full(4, 0.5)}, {"joint": np.full(4, 0.25)}
+    cases = [
+        ((slate_id, np.array([1.0, np.nan, 1.0, 0.0]), behavior, evaluation), {},
+         r"field 'reward' must be finite .*NaN \(a missing value\) \(first offending row: 1\)"),
+        ((slate_id, np.array([1.0, np.inf, 1.0, 0.0]), behavior, evaluation), {}, r"field 'reward' must be finite"),
+        ((slate_id, reward, behavior, evaluation), {"alpha": 5}, "field 'alpha' must be in the open interval"),
+        ((slate_id, reward, behavior, evaluation), {"estimators": "sips,sips"}, "field 'estimators' must be one or "
+                                                                                  "more distinct names"),
+        ((np.array([]), np.array([]), {"joint": np.array([])}, {"joint": np.array([])}), {},
+         r"field 'slate_id' must be a non-empty 1-D array"),
+        ((np.array([0.0, np.nan, 1.0, 1.0]), reward, behavior, evaluation), {},
+         r"field 'slate_id' must be a label on every row; found nan \(first offending row: 1\)"),
+    ]
+    for args, options, message in cases:
+        with pytest.raises(ValidationError, match=message):
+            evaluate_slate_policy(*args, **{"estimators": "sips", **options})
+    one_slate = evaluate_slate_policy(np.zeros(4), reward, behavior, evaluation, estimators="sips")
+    frame = one_slate.to_frame()
+    assert frame["value"].iloc[0] == pytest.approx(0.5 * (1 + 0 + 1 + 0) / 1)  # one slate: sum of w r
+    assert frame["se"].dtype == np.float64 and np.isnan(frame["se"].iloc[0])  # no spread from one slate
+
+
 def test_score_interval_solves_its_defining_equation_and_is_wald_without_heavy_rows():
     from causalrec.ope.inference import score_interval
 

@@ -79,6 +79,36 @@ def test_sparse_from_long_frame_and_validation():
         policy.SparseDistribution.from_frame(frame.drop(columns="position"), n_rounds=2, n_actions=3, n_positions=2)
 
 
+def test_long_frame_indices_are_never_truncated_or_summed():
+    """A fractional round or action, a non-numeric or missing one, or a repeated (round, action, position) key is
+    refused with its row: truncating 1.4 to round 1, or adding up a repeated key (usually a bad join), would
+    silently evaluate another policy."""
+    frame = pd.DataFrame({"round": [0, 0, 1], "action": [0, 2, 1], "position": [0, 0, 0], "prob": [0.5, 0.5, 1.0]})
+    build = lambda f: policy.SparseDistribution.from_frame(f, n_rounds=2, n_actions=3)  # noqa: E731
+    with pytest.raises(ValidationError, match=r"field 'round' must be integer-valued; found 1.4 \(first offending row: 2\)"):
+        build(frame.assign(round=[0, 0, 1.4]))
+    with pytest.raises(ValidationError, match=r"field 'action' must be integer-valued; found 1.7 \(first offending row: 1\)"):
+        build(frame.assign(action=[0, 1.7, 1]))
+    with pytest.raises(ValidationError, match=r"field 'action' must be numeric; found dtype object such as 'a' "
+                                              r"\(first offending row: 1\)"):
+        build(frame.assign(action=["0", "a", "1"]))
+    with pytest.raises(ValidationError, match=r"field 'action' must be finite .*NaN \(a missing value\) "
+                                              r"\(first offending row: 2\)"):
+        build(frame.assign(action=pd.array([0, 2, None], dtype="Int64")))
+    with pytest.raises(ValidationError, match=r"field 'prob' must be numeric; found dtype object such as 'half'"):
+        build(frame.assign(prob=[0.5, "half", 1.0]))
+    repeated = pd.DataFrame({"round": [0, 0, 1], "action": [1, 1, 1], "position": 0, "prob": [0.3, 0.7, 1.0]})
+    with pytest.raises(ValidationError, match=r"\(round 0, action 1, position 0\) repeated \(first offending row: 1\)"):
+        build(repeated)
+    # The same entries, added up by the caller, are accepted: the key is then unique.
+    summed = repeated.groupby(["round", "action", "position"], as_index=False).prob.sum()
+    np.testing.assert_allclose(build(summed).prob_of(np.array([1, 1]), np.array([0, 0])), [1.0, 1.0])
+    # The constructor itself still adds up repeats (a policy sampled with replacement is such a list).
+    sampled = policy.SparseDistribution(np.array([0, 0, 0]), np.array([2, 2, 1]), np.zeros(3, int),
+                                        np.full(3, 1 / 3), n_rounds=1, n_actions=3)
+    np.testing.assert_allclose(sampled.prob_of(np.array([2]), np.array([0])), [2 / 3])
+
+
 def test_table_distribution_rejects_bad_tables():
     with pytest.raises(ValidationError, match="summing to 1"):
         policy.TableDistribution.constant(np.array([0.5, 0.2]), n_rounds=3)

@@ -40,7 +40,9 @@ def main() -> None:
     except OSError as error:
         if logging.getLogger().isEnabledFor(logging.INFO):
             raise
+        from rich.markup import escape
+
         from causalrec.cli._common import console
 
-        console.print(f"[bold red]error:[/] {type(error).__name__}: {error}")
+        console.print(f"[bold red]error:[/] {escape(f'{type(error).__name__}: {error}')}")
         raise SystemExit(2) from None

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from causalrec._results import write_json_atomic
 from causalrec._text import split_names
@@ -19,8 +20,18 @@ T = TypeVar("T")
 
 
 def fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    # The message is data, not markup: "[position,]" in it must print as written.
+    console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=2)
+
+
+def show(text: str, **options: Any) -> None:
+    """Print result text as written: no rich markup or highlighting ("[position,]" or "[0.93, 1.00]" stay as is)."""
+    console.print(text, markup=False, highlight=False, **options)
+
+
+def warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def check_outputs(*outputs: tuple[str, Path | None, bool]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from causalrec.cli._common import check_outputs, console, fail, split_names
+from causalrec.cli._common import check_outputs, console, fail, show, split_names, warn
 from causalrec.exceptions import CausalrecWarning, ValidationError
 
 
@@ -60,9 +60,9 @@ def demo(
     except (ValidationError, FileNotFoundError) as error:
         raise fail(str(error)) from error
     for message in dict.fromkeys(str(warning.message) for warning in caught):  # each once, in order
-        console.print(f"[yellow]warning:[/] {message}")
+        warn(message)
     for evaluation in evaluations:
-        console.print(evaluation.summary(), end="\n\n")
+        show(evaluation.summary(), end="\n\n")
     report = Report(
         "causalrec demo: evaluate, select and plan on the Open Bandit sample",
         metadata={"campaigns": campaigns, "estimators": estimators, "bts_target": bts_source, "seed": seed},
@@ -71,12 +71,12 @@ def demo(
     if board is not None:
         from causalrec.report.selection import selection_section
 
-        console.print(board.summary(), end="\n\n")
+        show(board.summary(), end="\n\n")
         report.add(selection_section(board, title="Model selection by estimated uplift (random logs, campaign all)"))
     if experiment_plan is not None:
         from causalrec.report.planning import planning_section
 
-        console.print(experiment_plan.summary(), end="\n\n")
+        show(experiment_plan.summary(), end="\n\n")
         report.add(planning_section(experiment_plan, title="A/B test plan for the leading candidate"))
     report.metadata["runtime_seconds"] = round(time.perf_counter() - started, 1)
     html_path, json_path = report.write(out)

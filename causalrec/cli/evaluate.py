@@ -8,7 +8,15 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, read_input, split_names, write_json
+from causalrec.cli._common import (
+    check_outputs,
+    fail,
+    read_input,
+    show,
+    split_names,
+    warn,
+    write_json,
+)
 from causalrec.exceptions import CausalrecWarning, ValidationError
 
 
@@ -85,8 +93,8 @@ def evaluate(
     shown = set(result.diagnostics.warnings)
     for message in dict.fromkeys(str(w.message) for w in caught):
         if message not in shown:
-            console.print(f"[yellow]warning:[/] {message}")
-    console.print(result.summary())
+            warn(message)
+    show(result.summary())
     write_json(json_out, payload)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, write_json
+from causalrec.cli._common import check_outputs, console, fail, show, write_json
 from causalrec.exceptions import ValidationError
 
 METRIC_HELP = "Metric kind: binary (rate per user), continuous (mean per user) or ratio (e.g. clicks/impressions)."
@@ -118,7 +118,7 @@ def plan(
             result = planning.plan_experiment(metric_spec, mde_abs=mde_abs, mde_rel=mde_rel, **options)
     except ValidationError as error:
         raise fail(str(error)) from error
-    console.print(result.summary(), markup=False, highlight=False)
+    show(result.summary())
     write_json(json_out, result.to_dict())
     if report_dir is not None:
         from causalrec.report import Report

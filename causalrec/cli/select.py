@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, read_input, write_json
+from causalrec.cli._common import check_outputs, console, fail, read_input, show, write_json
 from causalrec.exceptions import CausalrecWarning, ValidationError
 
 
@@ -66,7 +66,7 @@ def select(
                                   random_state=seed)
     except ValidationError as error:
         raise fail(str(error)) from error
-    console.print(board.summary())
+    show(board.summary())
     write_json(json_out, board.to_dict())
     if report is not None:
         from causalrec.report import Report

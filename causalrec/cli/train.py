@@ -18,7 +18,7 @@ from pathlib import Path
 
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, split_names, write_json
+from causalrec.cli._common import check_outputs, console, fail, show, split_names, write_json
 from causalrec.exceptions import ValidationError
 
 DATASETS = ("completejourney", "obd")
@@ -47,7 +47,7 @@ def _train_completejourney(out: Path, options: dict) -> dict:
         min_item_count=options["min_item_count"], max_items=options["max_items"],
         max_households=options["max_households"], random_state=options["seed"],
     )
-    console.print(f"{data!r}")
+    show(repr(data))
     model = TransformerRecommender(
         hidden_size=options["hidden_size"], n_layers=options["layers"], n_heads=options["heads"],
         max_history=options["max_history"], max_windows_per_user=options["max_windows_per_user"],
@@ -167,7 +167,7 @@ def train(
     payload["machine"] = _machine()
     for name, metrics in payload["test_metrics"].items():
         shown = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if isinstance(value, float))
-        console.print(f"{name}: {shown}")
+        show(f"{name}: {shown}")
     console.print(f"model written to {out / 'model'}")
     write_json(out / "metrics.json", payload)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, read_input, split_names, write_json
+from causalrec.cli._common import check_outputs, console, fail, read_input, show, split_names, write_json
 from causalrec.exceptions import ValidationError
 
 
@@ -73,21 +73,21 @@ def uplift(
             candidates=split_names(candidates) or DEFAULT_CANDIDATES, cv=cv, alpha=alpha, random_state=seed,
         )
         payload: dict = {"effect": result.to_dict(), "n_fit_rows": len(fit_rows), "n_holdout_rows": len(test_rows)}
-        console.print(result.summary())
+        show(result.summary())
         if result.selection is not None:
-            console.print(result.selection.summary())
+            show(result.selection.summary())
         metrics = None
         if len(test_rows):
             metrics = result.uplift_metrics(test_rows, random_state=seed)
             payload["uplift_metrics"] = metrics
             with pd.option_context("display.width", 140):
-                console.print(f"Uplift metrics of the CATE ranking on {len(test_rows)} held-out rows:\n"
+                show(f"Uplift metrics of the CATE ranking on {len(test_rows)} held-out rows:\n"
                               + metrics.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
         refutation = None
         if refute:
             refutation = result.refute(num_simulations=simulations, random_state=seed)
             payload["refutation"] = refutation.to_dict()
-            console.print(refutation.summary())
+            show(refutation.summary())
     except ValidationError as error:
         raise fail(str(error)) from error
     write_json(json_out, payload)

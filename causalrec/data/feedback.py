@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from causalrec._arrays import as_index, as_numeric, check_finite
 from causalrec._results import write_atomic
 from causalrec.exceptions import ValidationError
 
@@ -40,59 +41,6 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     array = np.array(array, copy=True)
     array.flags.writeable = False
     return array
-
-
-def _as_numeric(values: Any, field_name: str, n_rows: int | None, ndim: int = 1) -> np.ndarray:
-    """Convert ``values`` to a float array of the expected shape, or raise a ValidationError."""
-    if values is None:
-        raise _fail(field_name, "given", "None")
-    if isinstance(values, pd.DataFrame | pd.Series):
-        values = values.to_numpy()
-    array = np.asarray(values)
-    if array.dtype == bool:
-        array = array.astype(np.float64)
-    if array.dtype.kind not in "biuf":
-        try:
-            array = array.astype(np.float64)
-        except (TypeError, ValueError):
-            bad_row = None
-            flat = np.asarray(values, dtype=object).reshape(-1) if np.ndim(values) == 1 else None
-            if flat is not None:
-                for index, item in enumerate(flat):
-                    try:
-                        float(item)
-                    except (TypeError, ValueError):
-                        bad_row = index
-                        break
-            example = "" if bad_row is None else f" such as {flat[bad_row]!r}"
-            raise _fail(field_name, "numeric", f"dtype {array.dtype}{example}", bad_row) from None
-    if array.ndim != ndim:
-        shape = "a 1-D array" if ndim == 1 else "a 2-D array (rows x columns)"
-        raise _fail(field_name, shape, f"an array of shape {array.shape}")
-    if n_rows is not None and array.shape[0] != n_rows:
-        raise _fail(field_name, f"of length n_rounds = {n_rows} (the length of 'action')", f"length {array.shape[0]}")
-    return array
-
-
-def _check_finite(array: np.ndarray, field_name: str) -> None:
-    finite = np.isfinite(array)
-    if not finite.all():
-        bad = ~finite if array.ndim == 1 else ~finite.all(axis=1)
-        row = _first(bad)
-        value = array[row] if array.ndim == 1 else array[row][~finite[row]][0]
-        raise _fail(field_name, "finite (no NaN or infinity)", f"{value!r}", row)
-
-
-def _as_index(values: Any, field_name: str, n_rows: int | None) -> np.ndarray:
-    """Integer indices: accept integer dtypes and floats with no fractional part."""
-    array = _as_numeric(values, field_name, n_rows)
-    if array.dtype.kind == "f":
-        _check_finite(array, field_name)
-        fractional = array != np.floor(array)
-        if fractional.any():
-            row = _first(fractional)
-            raise _fail(field_name, "integer-valued", f"{array[row]!r}", row)
-    return array.astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -139,7 +87,7 @@ class LoggedFeedback:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        action = _as_index(self.action, "action", None)
+        action = as_index(self.action, "action", None, owner=_OWNER)
         n_rows = action.shape[0]
         if n_rows == 0:
             raise _fail("action", "non-empty (at least one logged round)", "0 rows")
@@ -149,8 +97,9 @@ class LoggedFeedback:
 
         action_context = None
         if self.action_context is not None:
-            action_context = _as_numeric(self.action_context, "action_context", None, ndim=2).astype(np.float64)
-            _check_finite(action_context, "action_context")
+            action_context = as_numeric(self.action_context, "action_context", None, ndim=2,
+                                        owner=_OWNER).astype(np.float64)
+            check_finite(action_context, "action_context", owner=_OWNER)
 
         n_actions = self.n_actions
         if n_actions is None:
@@ -166,13 +115,13 @@ class LoggedFeedback:
         if action_context is not None and action_context.shape[0] != n_actions:
             raise _fail("action_context", f"one row per action ({n_actions} rows)", f"{action_context.shape[0]} rows")
 
-        reward = _as_numeric(self.reward, "reward", n_rows).astype(np.float64)
-        _check_finite(reward, "reward")
+        reward = as_numeric(self.reward, "reward", n_rows, owner=_OWNER).astype(np.float64)
+        check_finite(reward, "reward", owner=_OWNER)
 
         if self.position is None:
             position = np.zeros(n_rows, dtype=np.int64)
         else:
-            position = _as_index(self.position, "position", n_rows)
+            position = as_index(self.position, "position", n_rows, owner=_OWNER)
             if (position < 0).any():
                 row = _first(position < 0)
                 raise _fail("position", "a non-negative slot index (0 = first slot)", f"{position[row]}", row)
@@ -188,7 +137,7 @@ class LoggedFeedback:
 
         pscore = None
         if self.pscore is not None:
-            pscore = _as_numeric(self.pscore, "pscore", n_rows).astype(np.float64)
+            pscore = as_numeric(self.pscore, "pscore", n_rows, owner=_OWNER).astype(np.float64)
             if np.isnan(pscore).any():
                 row = _first(np.isnan(pscore))
                 raise _fail("pscore", "a probability in (0, 1] (pass pscore=None if it is unknown)", "NaN", row)
@@ -203,10 +152,10 @@ class LoggedFeedback:
             raw = self.context
             if isinstance(raw, pd.DataFrame) and self.context_names is None:
                 set_(self, "context_names", tuple(str(c) for c in raw.columns))
-            context = _as_numeric(raw, "context", None, ndim=2).astype(np.float64)
+            context = as_numeric(raw, "context", None, ndim=2, owner=_OWNER).astype(np.float64)
             if context.shape[0] != n_rows:
                 raise _fail("context", f"{n_rows} rows (one per logged round)", f"{context.shape[0]} rows")
-            _check_finite(context, "context")
+            check_finite(context, "context", owner=_OWNER)
         names = self.context_names
         if names is None:
             names = tuple(f"context_{j}" for j in range(context.shape[1]))

@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from causalrec._results import ResultMixin, to_jsonable
+from causalrec._text import confidence_level
 from causalrec.effects.catalogue import (
     DEFAULT_CANDIDATES,
     DR_FAMILIES,
@@ -217,7 +218,7 @@ class EffectResult(ResultMixin):
         lines = [
             f"Effect of exposure ({self.problem.describe()})",
             f"{self.n_rows} rows, {self.n_exposed} exposed; CATE estimator: {self.estimator}; "
-            f"{1 - self.alpha:.0%} intervals",
+            f"{confidence_level(self.alpha)} intervals",
             table,
             f"propensity AUC {diag['propensity_auc']:.3f} (se {diag['propensity_auc_se']:.3f}), propensity range "
             f"[{diag['propensity_min']:.3g}, {diag['propensity_max']:.3g}], share clipped "

@@ -48,7 +48,7 @@ class RankingMetric(ResultMixin):
     n_users: int
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([self.to_dict()])
+        return pd.DataFrame([self._row()])
 
 
 def _rank_within_users(users: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -66,7 +66,7 @@ class Refutation(ResultMixin):
     settings: dict = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([{k: v for k, v in self.to_dict().items() if k not in ("simulations", "settings")}])
+        return pd.DataFrame([self._row(exclude=("simulations", "settings"))])
 
 
 @dataclass(frozen=True)

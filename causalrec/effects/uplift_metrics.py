@@ -82,7 +82,7 @@ class MetricEstimate(ResultMixin):
     alpha: float
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([self.to_dict()])
+        return pd.DataFrame([self._row()])
 
 
 # --------------------------------------------------------------------------------------------- input checks

@@ -39,7 +39,7 @@ class RewardModelFit(ResultMixin):
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def to_frame(self) -> pd.DataFrame:
-        rows = {k: v for k, v in self.to_dict().items() if k != "warnings"}
+        rows = self._row(exclude=("warnings",))
         return pd.DataFrame({"diagnostic": list(rows), "value": list(rows.values())})
 
 

@@ -32,8 +32,18 @@ a ratio for the self-normalised ones). That single shape gives both intervals:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
+
+from causalrec.exceptions import ValidationError
+
+
+def check_threshold(value, owner: str) -> float:
+    """``lambda``: a real number >= 0 (``inf`` allowed, meaning no clipping / switching / shrinkage), as OBP."""
+    if isinstance(value, bool) or not isinstance(value, Real) or np.isnan(value) or value < 0:
+        raise ValidationError("lambda_", "a number >= 0 (inf: no threshold)", repr(value), owner=owner)
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,7 @@ class InverseProbabilityWeighting(Estimator):
     name = "ips"
 
     def __init__(self, lambda_: float = np.inf):
-        self.lambda_ = lambda_
+        self.lambda_ = check_threshold(lambda_, type(self).__name__)
 
     def statistics(self, inputs):
         return (np.minimum(inputs.weight, self.lambda_) * inputs.reward)[:, None]
@@ -160,7 +170,7 @@ class DoublyRobust(Estimator):
     needs_reward_model = True
 
     def __init__(self, lambda_: float = np.inf):
-        self.lambda_ = lambda_
+        self.lambda_ = check_threshold(lambda_, type(self).__name__)
 
     def statistics(self, inputs):
         clipped = np.minimum(inputs.weight, self.lambda_)
@@ -198,7 +208,7 @@ class SwitchDoublyRobust(Estimator):
     needs_reward_model = True
 
     def __init__(self, lambda_: float = np.inf):
-        self.lambda_ = lambda_
+        self.lambda_ = check_threshold(lambda_, type(self).__name__)
 
     def statistics(self, inputs):
         switch = inputs.weight <= self.lambda_
@@ -216,7 +226,7 @@ class DoublyRobustWithShrinkage(Estimator):
     needs_reward_model = True
 
     def __init__(self, lambda_: float = np.inf):
-        self.lambda_ = lambda_
+        self.lambda_ = check_threshold(lambda_, type(self).__name__)
 
     def shrunk_weight(self, weight: np.ndarray) -> np.ndarray:
         if np.isinf(self.lambda_):

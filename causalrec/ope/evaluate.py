@@ -7,6 +7,7 @@ resampling weights are computed once and used by every estimator.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -15,12 +16,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from causalrec._checks import non_negative, open_unit_interval
 from causalrec._results import ResultMixin
-from causalrec._text import split_names
+from causalrec._text import confidence_level, split_names
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import CausalrecWarning, ValidationError
 from causalrec.ope.diagnostics import WeightDiagnostics, weight_diagnostics
-from causalrec.ope.estimators import ESTIMATORS, DoublyRobustWithShrinkage, Estimator, EstimatorInputs
+from causalrec.ope.estimators import (
+    ESTIMATORS,
+    DoublyRobustWithShrinkage,
+    Estimator,
+    EstimatorInputs,
+    EstimatorOutput,
+)
 from causalrec.ope.inference import (
     BOOTSTRAP_METHODS,
     interval_quantile,
@@ -51,7 +59,7 @@ class PolicyEstimate(ResultMixin):
     note: str = ""
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([self.to_dict()])
+        return pd.DataFrame([self._row()])
 
 
 @dataclass(frozen=True)
@@ -73,12 +81,14 @@ class EvaluationResult(ResultMixin):
         raise KeyError(f"no estimate named {estimator!r}; have {[e.estimator for e in self.estimates]}")
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([e.to_dict() for e in self.estimates])
+        return pd.DataFrame([e._row() for e in self.estimates],
+                            columns=[f.name for f in dataclasses.fields(PolicyEstimate)])
 
     def summary(self) -> str:
         header = (
-            f"Off-policy evaluation: {self.n_rounds} logged rounds, {1 - self.alpha:.0%} {self.ci} intervals"
-            + (f", reward model {self.reward_model} (cross-fitted)" if self.reward_model else "")
+            f"Off-policy evaluation: {self.n_rounds} logged rounds, {confidence_level(self.alpha)} {self.ci} intervals"
+            + (", reward model: precomputed predictions" if self.reward_model == "precomputed"
+               else f", reward model {self.reward_model} (cross-fitted)" if self.reward_model else "")
         )
         warnings_block = [f"WARNING: {w}" for w in self.diagnostics.warnings]
         with pd.option_context("display.width", 120):
@@ -124,6 +134,9 @@ def _resolve_estimators(estimators: Sequence[str | Estimator] | str | Estimator)
                 "estimators", f"names among {['auto', *sorted(ESTIMATORS)]} or Estimator instances", repr(item),
                 owner=_OWNER,
             )
+    if not resolved:
+        raise ValidationError("estimators", f"at least one of {['auto', *sorted(ESTIMATORS)]}", "an empty list",
+                              owner=_OWNER)
     names = [e.name for e in resolved]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -405,8 +418,15 @@ def evaluate_policy(
     n_jobs
         Threads for the bootstrap (default: the CPU count, at most 8); the result does not depend on it.
     """
-    if not 0 < alpha < 1:
-        raise ValidationError("alpha", "in (0, 1)", repr(alpha), owner=_OWNER)
+    alpha = open_unit_interval(_OWNER, "alpha", alpha)
+    if dm_bias_bound is not None:
+        dm_bias_bound = non_negative(_OWNER, "dm_bias_bound", dm_bias_bound)
+    if refit_reward_model and (ci != "bootstrap" or estimated_rewards is not None):
+        raise ValidationError(
+            "refit_reward_model", "used with ci='bootstrap' and a reward model to refit (not with precomputed "
+            "estimated_rewards, which no resample can refit)",
+            f"ci={ci!r}" + (", estimated_rewards given" if estimated_rewards is not None else ""), owner=_OWNER,
+        )
     if ci not in ("analytic", "bootstrap"):
         raise ValidationError("ci", "'analytic' or 'bootstrap'", repr(ci), owner=_OWNER)
     if bootstrap_method not in BOOTSTRAP_METHODS:
@@ -504,7 +524,7 @@ class PolicyComparison(ResultMixin):
     def summary(self) -> str:
         lines = [
             f"Paired comparison against {self.baseline!r} on {self.n_rounds} rounds, estimator {self.estimator}, "
-            f"{1 - self.alpha:.0%} intervals ({self.adjust} adjustment), pscore {self.pscore_source}",
+            f"{confidence_level(self.alpha)} intervals ({self.adjust} adjustment), pscore {self.pscore_source}",
             self.values.to_string(index=False, float_format=lambda v: f"{v:.6g}"),
             "",
             self.differences.to_string(index=False, float_format=lambda v: f"{v:.6g}"),
@@ -562,6 +582,7 @@ def compare_policies(
     value is the mean logged reward, exactly unbiased on-policy, with per-round terms ``r_i``.
     ``fold_groups`` keeps rounds with equal labels in one cross-fitting fold, as in :func:`evaluate_policy`.
     """
+    alpha = open_unit_interval("compare_policies", "alpha", alpha)
     if not isinstance(targets, Mapping) or not targets:
         raise ValidationError("targets", "a non-empty mapping of policy name -> target",
                               f"{type(targets).__name__}"[:100], owner="compare_policies")
@@ -608,7 +629,8 @@ def compare_policies(
                        "ci_high": high, "ess": item.diagnostics.ess, "reliable": item.diagnostics.reliable})
         if name == baseline:
             continue
-        difference, influence, chosen_note = _paired_difference(template, item.inputs, base_inputs)
+        difference, influence, chosen_note = _paired_difference(template, item.inputs, base_inputs,
+                                                                (name, baseline))
         n = len(influence)
         se_difference = float(influence.std(ddof=1) / np.sqrt(n))
         degrees = variance_degrees_of_freedom(influence)
@@ -628,19 +650,22 @@ def compare_policies(
     )
 
 
-def _paired_difference(template: Estimator, candidate: EstimatorInputs, baseline: EstimatorInputs | None):
+def _paired_difference(template: Estimator, candidate: EstimatorInputs, baseline: EstimatorInputs | None,
+                       names: tuple[str, str] = ("candidate", "baseline")):
     """Value and influence terms of ``V(candidate) - V(baseline)`` with one estimator; ``baseline=None`` is the
-    logging policy, whose per-round terms are the logged rewards."""
+    logging policy, whose per-round terms are the logged rewards. ``names`` name the two in errors."""
     if isinstance(template, AutoEstimator):
         return template.tune_difference(candidate, baseline)
     first = template.estimate(candidate)
-    second_value, second_influence = (
-        (float(candidate.reward.mean()), candidate.reward) if baseline is None
-        else (lambda out: (out.value, out.influence))(template.estimate(baseline))
-    )
-    if first.influence is None or second_influence is None:
-        raise ValidationError("estimator", "an estimator with influence terms", template.name, owner=_OWNER)
-    return first.value - second_value, first.influence - second_influence, ""
+    second = (EstimatorOutput(float(candidate.reward.mean()), candidate.reward) if baseline is None
+              else template.estimate(baseline))
+    for name, output in zip(names, (first, second), strict=True):
+        if output.influence is None:
+            # Self-normalised estimators are undefined when every importance weight is zero.
+            raise ValidationError(f"targets[{name!r}]", f"a policy whose {template.name} estimate is defined on these "
+                                  "logs (it needs weight on some logged actions)", output.note or "undefined",
+                                  owner="compare_policies")
+    return first.value - second.value, first.influence - second.influence, ""
 
 
 __all__ = [

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -194,6 +195,12 @@ def fit_reward_model(
         )
     binary = binary and (is_classifier(model) or hasattr(model, "predict_proba"))
     n = feedback.n_rounds
+    # With groups, group_folds checks that there are at least n_folds distinct labels.
+    upper = n if groups is None else np.inf
+    if isinstance(n_folds, bool) or not isinstance(n_folds, Integral) or not 2 <= n_folds <= upper:
+        expected = "an integer >= 2" if groups is not None else f"an integer in [2, n_rounds = {n}]"
+        raise ValidationError("n_folds", f"{expected} (cross-fitting needs a held-out fold for every round)",
+                              repr(n_folds), owner="reward_model")
     rows = np.arange(n)
     n_positive = int((reward > 0).sum())
     stratify = binary and min(n_positive, n - n_positive) >= n_folds

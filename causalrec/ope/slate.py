@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from causalrec._arrays import as_numeric, check_finite
+from causalrec._checks import open_unit_interval
 from causalrec._results import ResultMixin
 from causalrec._text import split_names
 from causalrec.exceptions import ValidationError
@@ -50,7 +52,7 @@ class SlateEstimate(ResultMixin):
     max_weight: float
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([self.to_dict()])
+        return pd.DataFrame([self._row()])
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class SlateEvaluation(ResultMixin):
         raise KeyError(name)
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([e.to_dict() for e in self.estimates])
+        return pd.DataFrame([e._row() for e in self.estimates])
 
 
 def _probabilities(values, name: str, n_rows: int) -> np.ndarray:
@@ -99,11 +101,22 @@ def evaluate_slate_policy(
     """
     if isinstance(estimators, str):
         estimators = split_names(estimators)
+    estimators = list(estimators)
+    if not estimators or len(set(estimators)) != len(estimators):
+        raise ValidationError("estimators", f"one or more distinct names among {sorted(SLATE_ESTIMATORS)}",
+                              repr(estimators), owner=_OWNER)
+    alpha = open_unit_interval(_OWNER, "alpha", alpha)
     slate_id = np.asarray(slate_id)
-    reward = np.asarray(reward, dtype=np.float64)
     n_rows = len(slate_id)
-    if reward.shape != (n_rows,):
-        raise ValidationError("reward", f"an array of length {n_rows}", f"shape {reward.shape}", owner=_OWNER)
+    if slate_id.ndim != 1 or n_rows == 0:
+        raise ValidationError("slate_id", "a non-empty 1-D array (one slate label per row)",
+                              f"shape {slate_id.shape}", owner=_OWNER)
+    missing = pd.isna(slate_id)
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise ValidationError("slate_id", "a label on every row", repr(slate_id[row]), row, owner=_OWNER)
+    reward = as_numeric(reward, "reward", n_rows, owner=_OWNER).astype(np.float64)
+    check_finite(reward, "reward", owner=_OWNER)
     _, slate_index = np.unique(slate_id, return_inverse=True)
     n_slates = int(slate_index.max()) + 1
     z = stats.norm.ppf(1 - alpha / 2)

@@ -69,15 +69,15 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from causalrec._results import ResultMixin
-from causalrec.exceptions import CausalrecWarning, ValidationError
-from causalrec.planning._checks import (
+from causalrec._checks import (
     fail,
     finite_number,
     open_unit_interval,
     positive,
     whole_units,
 )
+from causalrec._results import ResultMixin
+from causalrec.exceptions import CausalrecWarning, ValidationError
 from causalrec.planning.power import (
     Alternative,
     BinaryMetric,

@@ -70,8 +70,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from causalrec._results import ResultMixin
-from causalrec.planning._checks import (
+from causalrec._checks import (
     fail,
     finite_number,
     non_negative,
@@ -81,6 +80,7 @@ from causalrec.planning._checks import (
     positive_integer,
     whole_units,
 )
+from causalrec._results import ResultMixin
 from causalrec.planning.variance import RatioMetricMoments, ratio_metric_moments
 
 Alternative = Literal["two-sided", "larger", "smaller"]

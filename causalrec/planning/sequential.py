@@ -53,8 +53,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from causalrec._results import ResultMixin
-from causalrec.planning._checks import (
+from causalrec._checks import (
     fail,
     one_of,
     open_unit_interval,
@@ -62,6 +61,7 @@ from causalrec.planning._checks import (
     positive_integer,
     whole_units,
 )
+from causalrec._results import ResultMixin
 
 _OWNER = "planning.sequential"
 GROUP_SEQUENTIAL_KINDS = ("pocock", "obrien_fleming", "lan_demets_obf", "lan_demets_pocock")

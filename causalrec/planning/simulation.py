@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from causalrec.planning._checks import fail
+from causalrec._checks import fail
 
 _OWNER = "planning.simulation"
 

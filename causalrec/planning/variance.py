@@ -48,9 +48,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from causalrec._checks import fail, one_of, open_unit_interval
 from causalrec._results import ResultMixin
 from causalrec.exceptions import CausalrecWarning
-from causalrec.planning._checks import fail, one_of, open_unit_interval
 
 logger = logging.getLogger(__name__)
 

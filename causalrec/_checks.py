@@ -1,4 +1,5 @@
-"""Boundary checks shared by the planning modules: each failure names the field, the expectation and the value."""
+"""Boundary checks shared by the planning and OPE modules: each failure names the field, the expectation and the
+value."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def fail(owner: str, field: str, expected: str, found: object) -> ValidationErro
 
 def finite_number(owner: str, field: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) and not hasattr(value, "__float__"):
-        raise fail(owner, field, "a finite number", value)
+        raise fail(owner, field, "a finite number", repr(value))
     number = float(value)  # type: ignore[arg-type]
     if not math.isfinite(number):
         raise fail(owner, field, "a finite number", value)
@@ -44,7 +45,7 @@ def non_negative(owner: str, field: str, value: object) -> float:
 
 def positive_integer(owner: str, field: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) and not (hasattr(value, "__index__")):
-        raise fail(owner, field, "a positive integer", value)
+        raise fail(owner, field, "a positive integer", repr(value))
     number = int(value)  # type: ignore[call-overload]
     if number < 1:
         raise fail(owner, field, "a positive integer", value)

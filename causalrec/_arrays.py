@@ -1,0 +1,79 @@
+"""Array conversion with the data contract's errors: numeric, finite and integer-valued columns.
+
+Shared by the logs (:class:`~causalrec.data.feedback.LoggedFeedback`) and the target policies
+(:mod:`causalrec.policy`), so a bad value gets the same message wherever it comes in: the field, the expectation,
+what was found and the first offending row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from causalrec.exceptions import ValidationError
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def as_numeric(values: Any, field_name: str, n_rows: int | None, ndim: int = 1, *, owner: str) -> np.ndarray:
+    """Convert ``values`` to a numeric array of the expected shape, or raise a ValidationError.
+
+    Missing values of pandas' nullable dtypes (``pd.NA``) and non-numeric entries are refused here, naming the
+    first offending row; NaN and infinity pass (see :func:`check_finite`)."""
+    if values is None:
+        raise ValidationError(field_name, "given", "None", owner=owner)
+    if isinstance(values, pd.DataFrame | pd.Series):
+        values = values.to_numpy()
+    array = np.asarray(values)
+    if array.dtype == bool:
+        array = array.astype(np.float64)
+    if array.dtype.kind not in "biuf":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            bad_row = None
+            flat = np.asarray(values, dtype=object).reshape(-1) if np.ndim(values) == 1 else None
+            if flat is not None:
+                for index, item in enumerate(flat):
+                    try:
+                        float(item)
+                    except (TypeError, ValueError):
+                        bad_row = index
+                        break
+            example = "" if bad_row is None else f" such as {flat[bad_row]!r}"
+            raise ValidationError(field_name, "numeric", f"dtype {array.dtype}{example}", bad_row,
+                                  owner=owner) from None
+    if array.ndim != ndim:
+        shape = "a 1-D array" if ndim == 1 else "a 2-D array (rows x columns)"
+        raise ValidationError(field_name, shape, f"an array of shape {array.shape}", owner=owner)
+    if n_rows is not None and array.shape[0] != n_rows:
+        raise ValidationError(field_name, f"of length n_rounds = {n_rows} (the length of 'action')",
+                              f"length {array.shape[0]}", owner=owner)
+    return array
+
+
+def check_finite(array: np.ndarray, field_name: str, *, owner: str) -> None:
+    """Refuse NaN and infinity, naming the first offending row."""
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = ~finite if array.ndim == 1 else ~finite.all(axis=1)
+        row = _first(bad)
+        value = array[row] if array.ndim == 1 else array[row][~finite[row]][0]
+        found = "NaN (a missing value)" if np.isnan(value) else f"{value!r}"
+        raise ValidationError(field_name, "finite (no NaN or infinity)", found, row, owner=owner)
+
+
+def as_index(values: Any, field_name: str, n_rows: int | None, *, owner: str) -> np.ndarray:
+    """Integer indices: accept integer dtypes and floats with no fractional part."""
+    array = as_numeric(values, field_name, n_rows, owner=owner)
+    if array.dtype.kind == "f":
+        check_finite(array, field_name, owner=owner)
+        fractional = array != np.floor(array)
+        if fractional.any():
+            row = _first(fractional)
+            raise ValidationError(field_name, "integer-valued", f"{array[row]!r}", row, owner=owner)
+    return array.astype(np.int64)
