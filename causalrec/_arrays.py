@@ -77,3 +77,18 @@ def as_index(values: Any, field_name: str, n_rows: int | None, *, owner: str) ->
             row = _first(fractional)
             raise ValidationError(field_name, "integer-valued", f"{array[row]!r}", row, owner=owner)
     return array.astype(np.int64)
+
+
+def quantile_bins(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin index in ``[0, n_bins)`` of each value, with about equal counts per bin, assigned by value.
+
+    The inner edges are the ``j / n_bins`` quantiles (``np.quantile``, linear interpolation, duplicates dropped)
+    and ``v`` falls in bin ``#{edges < v}``, i.e. bins are ``(e_{j-1}, e_j]`` as in scikit-learn's
+    ``calibration_curve``. Equal values always share a bin, so nothing depends on row order; heavy ties give
+    fewer, larger bins (a constant gives one).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    edges = np.unique(np.quantile(values, np.arange(1, n_bins) / n_bins))
+    return np.searchsorted(edges, values, side="left").astype(np.int64)

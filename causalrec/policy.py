@@ -21,6 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -383,8 +384,13 @@ def softmax(scores: np.ndarray, temperature: float = 1.0, n_positions: int = 1) 
     """``pi(a | x) proportional to exp(score / temperature)``, drawn independently at each slot."""
     if not temperature > 0:
         raise ValidationError("temperature", "a positive number", f"{temperature!r}", owner="policy")
-    scores = _scores(scores) / temperature
-    scores -= scores.max(axis=1, keepdims=True)
+    if isinstance(n_positions, bool) or not isinstance(n_positions, Integral) or n_positions < 1:
+        raise ValidationError("n_positions", "an integer >= 1", repr(n_positions), owner="policy")
+    scores = _scores(scores)
+    # Centre before dividing: a tiny temperature then sends the non-maximal scores to -inf (weight 0) instead of
+    # overflowing every score to inf (inf - inf = NaN).
+    with np.errstate(over="ignore"):
+        scores = (scores - scores.max(axis=1, keepdims=True)) / temperature
     weights = np.exp(scores)
     probabilities = weights / weights.sum(axis=1, keepdims=True)
     return TableDistribution.from_dense(np.repeat(probabilities[:, :, None], n_positions, axis=2))

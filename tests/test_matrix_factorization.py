@@ -171,3 +171,28 @@ def test_coat_propensity_weighting_beats_naive_training(coat):
     # MF-IPS 1.093, MF-Naive 1.202. IPS training must reach about the published MSE and keep most of its gain.
     assert mse["ips"] <= 1.10
     assert mse["naive"] - mse["ips"] >= 0.08
+
+
+@pytest.mark.parametrize(
+    "weighting, extra",
+    [("naive", {}), ("ips", {}), ("snips", {}), ("dr", {"imputation": 3.0}), ("dr", {"imputation": "ips"}),
+     ("dr", {"imputation": "naive"})],
+)
+def test_a_zero_sample_weight_removes_the_rating(weighting, extra):
+    rng = np.random.default_rng(5)
+    n_users, n_items = 15, 12
+    cells = _all_cells(n_users, n_items)
+    cells = cells[rng.random(len(cells)) < 0.4]
+    ratings = rng.integers(1, 6, size=len(cells)).astype(float)
+    propensity = rng.uniform(0.2, 0.8, size=len(cells))
+    weight = np.ones(len(cells))
+    weight[rng.permutation(len(cells))[: len(cells) // 2]] = 0.0
+    kept = weight > 0
+    model = MatrixFactorization(n_factors=2, l2=0.5, weighting=weighting, n_iterations=200, tol=1e-12,
+                                random_state=0, **extra)
+    shape = dict(n_users=n_users, n_items=n_items)
+    weighted = clone(model).fit(cells, ratings, propensity, sample_weight=weight, **shape).predict_matrix()
+    only_kept = clone(model).fit(cells[kept], ratings[kept], propensity[kept], **shape).predict_matrix()
+    unweighted = clone(model).fit(cells, ratings, propensity, **shape).predict_matrix()
+    np.testing.assert_allclose(weighted, only_kept, atol=1e-6)
+    assert np.abs(unweighted - only_kept).max() > 0.1  # the dropped ratings do matter

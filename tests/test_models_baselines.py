@@ -53,3 +53,61 @@ def test_item_knn_neighbour_cap_self_similarity_and_recency():
 def test_item_index_beyond_catalogue_is_rejected():
     with pytest.raises(ValidationError):
         PopularityRecommender().fit([[0, 5]], n_items=3)
+
+
+BASELINES = [PopularityRecommender, RepeatPopularityRecommender, ItemKNNRecommender]
+
+
+@pytest.mark.parametrize("cls", BASELINES)
+@pytest.mark.parametrize("sequences, row", [([[0, 1], [0, 1.7, 2]], 1), ([[0, -1, 2]], 0), ([[0, 2], [5]], 1)])
+def test_fit_refuses_fractional_negative_and_out_of_range_ids(cls, sequences, row):
+    with pytest.raises(ValidationError) as error:
+        cls().fit(sequences, n_items=4)
+    assert error.value.field == "sequences" and error.value.row == row
+
+
+@pytest.mark.parametrize("cls", BASELINES)
+@pytest.mark.parametrize("histories, row", [([[0], [1.5]], 1), ([[-2]], 0), ([[1], [0, 9]], 1),
+                                            (np.array([[0, 1, -1], [-3, 0, 1]]), 1),
+                                            (np.array([[0, 1, -1], [4, 0, 1]]), 1)])
+def test_score_refuses_fractional_negative_and_out_of_range_ids(cls, histories, row):
+    model = cls().fit([[0, 1, 2], [1, 2, 3]], n_items=4)
+    with pytest.raises(ValidationError) as error:
+        model.score(histories)
+    assert error.value.field == "histories" and error.value.row == row
+    with pytest.raises(ValidationError):
+        model.recommend(histories, k=2)
+
+
+def test_padded_histories_match_the_lists_by_hand():
+    # Counts [5, 1, 0] over 3 items: popularity / (5 + 1) = [5/6, 1/6, 0]; own counts of [2, 2, 1] = [0, 1, 2].
+    model = RepeatPopularityRecommender().fit(np.array([[0, 0, 0, 1], [-1, -1, 0, 0]]), n_items=3)
+    expected = np.array([[5 / 6, 1 / 6 + 1, 2.0], [5 / 6 + 1, 1 / 6, 0.0]])
+    padded = np.array([[-1, 2, 2, 1], [0, -1, -1, -1]])
+    np.testing.assert_allclose(model.score(padded), expected)
+    np.testing.assert_allclose(model.score([[2, 2, 1], [0]]), expected)
+    np.testing.assert_allclose(model.score(np.array([[2.0, 2.0, 1.0]])), expected[:1])  # whole floats are ids
+    assert model.recommend(padded, k=2).tolist() == [[2, 1], [0, 1]]
+    knn = ItemKNNRecommender(shrinkage=0.0).fit([[0, 1], [1, 2]], n_items=3)
+    np.testing.assert_allclose(knn.score(np.array([[1, -1]])), knn.score([[1]]))
+    np.testing.assert_allclose(knn.score(np.array([[1, 7]]), padding_value=7), knn.score([[1]]))
+
+
+@pytest.mark.parametrize("cls", BASELINES)
+def test_recommend_needs_an_integer_k_of_at_least_one(cls):
+    model = cls().fit([[0, 1, 2], [1, 2, 3]], n_items=4)
+    for k in (0, -1, 1.5, 2.0, True, "3"):
+        with pytest.raises(ValidationError) as error:
+            model.recommend([[0]], k=k)
+        assert error.value.field == "k"
+    assert model.recommend([[0]], k=np.int64(1)).shape == (1, 1)
+    # k above the catalogue returns every item once, as TransformerRecommender.recommend does.
+    assert sorted(model.recommend([[0], [1]], k=10)[1].tolist()) == [0, 1, 2, 3]
+
+
+def test_padding_value_may_not_be_an_item_index():
+    model = PopularityRecommender().fit([[0, 1, 2]], n_items=3)
+    for padding_value in (0, 2, 1.0, True):
+        with pytest.raises(ValidationError) as error:
+            model.score(np.array([[0, 1]]), padding_value=padding_value)
+        assert error.value.field == "padding_value"

@@ -124,3 +124,102 @@ def test_summarize_runs_mean_and_sample_std():
     assert summary["ndcg@10"]["mean"] == pytest.approx(0.2)
     assert summary["ndcg@10"]["std"] == pytest.approx(math.sqrt(0.02))
     assert "name" not in summary
+
+
+def _reference_ranks(scores, targets, exclude):
+    """Pessimistic ranks by brute force, among each row's non-excluded items only."""
+    ranks = []
+    for row, row_targets in enumerate(targets):
+        candidates = [item for item in range(scores.shape[1]) if item not in set(exclude[row])]
+        for target in sorted(set(row_targets)):
+            ahead = 0
+            for item in candidates:
+                if item == target:
+                    continue
+                if item in row_targets:  # another relevant item: ahead when higher, or tied with a lower index
+                    ahead += scores[row, item] > scores[row, target] or (
+                        scores[row, item] == scores[row, target] and item < target)
+                else:  # a non-relevant item: ahead when higher or tied
+                    ahead += scores[row, item] >= scores[row, target]
+            ranks.append(1 + ahead)
+    return ranks
+
+
+def test_excluded_items_never_count_against_a_target_scored_minus_infinity():
+    scores = np.array([[0.0, -np.inf, 1.0, 2.0]])
+    assert target_ranks(scores, [[1]], exclude=[[2, 3]])[1].tolist() == [2]  # candidates are items 0 and 1
+    assert ranking_metrics(scores, [[1]], ks=(1,), exclude=[[2, 3]])["mrr"] == pytest.approx(0.5)
+    assert target_ranks(np.array([[-np.inf, -np.inf, 5.0]]), [[0]], exclude=[[2]])[1].tolist() == [2]
+
+
+def test_ranks_match_a_brute_force_reference_with_ties_infinities_and_exclusions():
+    rng = np.random.default_rng(0)
+    n_rows, n_items = 23, 9
+    scores = rng.integers(0, 3, size=(n_rows, n_items)).astype(float)
+    scores[rng.random(scores.shape) < 0.2] = -np.inf
+    targets, exclude = [], []
+    for _ in range(n_rows):
+        items = rng.permutation(n_items)
+        n_targets, n_excluded = rng.integers(0, 4), rng.integers(0, 5)
+        targets.append(items[:n_targets].tolist())
+        exclude.append(items[n_targets:n_targets + n_excluded].tolist())
+    expected = _reference_ranks(scores, targets, exclude)
+    for chunk_size in (1, 4, 256):
+        _, ranks = target_ranks(scores, targets, exclude=exclude, chunk_size=chunk_size)
+        assert ranks.tolist() == expected
+
+
+@pytest.mark.parametrize("field", ["targets", "exclude"])
+@pytest.mark.parametrize("bad", [-1, -3, 0.7, 1.9, 4, 7, np.nan, "1"])
+def test_target_and_exclude_ids_must_be_integers_in_the_catalogue(field, bad):
+    scores = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0]])
+    targets, exclude = [[1], [2]], [[0], [3]]
+    if field == "targets":
+        targets = [[1], [0, bad]]
+    else:
+        exclude = [[0], [3, bad]]
+    with pytest.raises(ValidationError) as error:
+        ranking_metrics(scores, targets, ks=(1,), exclude=exclude)
+    assert error.value.field == field and error.value.row == 1
+    with pytest.raises(ValidationError) as error:
+        target_ranks(scores, targets, exclude=exclude)
+    assert error.value.field == field and error.value.row == 1
+    # Whole floats are indices: 2.0 is item 2.
+    assert target_ranks(scores, [[1.0], [2.0]], exclude=[[0.0], [3.0]])[1].tolist() == [1, 1]
+    assert target_ranks(scores, np.array([1.0, 2.0]))[1].tolist() == [2, 2]
+
+
+def test_quantile_ece_does_not_depend_on_row_order_under_ties():
+    rng = np.random.default_rng(1)
+    probability = rng.choice([0.05, 0.2, 0.5, 0.9], size=300, p=[0.6, 0.2, 0.15, 0.05])
+    outcome = (rng.random(300) < probability).astype(float)
+    first = expected_calibration_error(outcome, probability, 10, "quantile")
+    for _ in range(20):
+        order = rng.permutation(300)
+        assert expected_calibration_error(outcome[order], probability[order], 10, "quantile") == pytest.approx(
+            first, abs=1e-12)
+    # Independent check: every distinct prediction is its own bin here (quantile edges fall between the values).
+    reference = sum(abs(outcome[probability == p].sum() - probability[probability == p].sum())
+                    for p in np.unique(probability)) / 300
+    assert first == pytest.approx(reference, abs=1e-12)
+
+
+def test_quantile_ece_of_a_constant_prediction():
+    assert expected_calibration_error([0, 0, 1, 1], np.full(4, 0.5), 2, "quantile") == pytest.approx(0.0, abs=1e-12)
+    assert expected_calibration_error([0, 1, 0, 1], np.full(4, 0.5), 2, "quantile") == pytest.approx(0.0, abs=1e-12)
+    rng = np.random.default_rng(2)
+    outcome = np.sort((rng.random(2000) < 0.05).astype(float))
+    for constant in (outcome.mean(), 0.3):
+        prediction = np.full(len(outcome), constant)
+        quantile = expected_calibration_error(outcome, prediction, 10, "quantile")
+        assert quantile == pytest.approx(abs(outcome.mean() - constant), abs=1e-12)
+        assert quantile == pytest.approx(expected_calibration_error(outcome, prediction, 10, "uniform"), abs=1e-12)
+
+
+def test_quantile_ece_by_hand():
+    # Sorted predictions 0.1 0.1 0.2 0.4 0.4 0.8; the 1/3 and 2/3 quantiles (linear) are 0.1 + 2/3 * 0.1 and 0.4.
+    # Bins (.., e1], (e1, e2], (e2, ..): {0.1, 0.1}, {0.2, 0.4, 0.4}, {0.8}; outcomes 0 1 | 0 1 0 | 1.
+    probability = [0.1, 0.4, 0.8, 0.2, 0.4, 0.1]
+    outcome = [0, 1, 1, 0, 0, 1]
+    expected = (abs(1 - 0.2) + abs(1 - 1.0) + abs(1 - 0.8)) / 6
+    assert expected_calibration_error(outcome, probability, 3, "quantile") == pytest.approx(expected)

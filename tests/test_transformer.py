@@ -367,6 +367,119 @@ def test_input_validation():
     np.testing.assert_array_equal(model.score([[1.0, 2.0]]), model.score([[1, 2]]))
 
 
+def test_bad_settings_and_inputs_are_named_before_any_training(cyclic_model):
+    """Each of these used to hang (max_history 0 looped forever), train on the wrong thing silently (recall@10
+    watched as NDCG, 2-D ids -5 dropped as padding, item 0 read as padding) or fail deep inside torch/numpy."""
+    sequences = _cyclic_sequences(30)
+    fit_cases = [
+        (dict(max_history=0), {}, r"field 'max_history' must be an integer >= 1"),
+        (dict(max_history=-3), {}, r"field 'max_history' must be an integer >= 1"),
+        (dict(max_windows_per_user=0), {}, r"field 'max_windows_per_user' must be None or an integer >= 1"),
+        (dict(validation_metric="recall@10"), {}, r"field 'validation_metric' must be 'loss' or 'ndcg@k'"),
+        (dict(validation_metric="mrr"), {}, r"field 'validation_metric'"),
+        (dict(n_heads=0), {}, r"field 'n_heads' must be an integer >= 1"),
+        (dict(dropout=1.5), {}, r"field 'dropout' must be a probability in \[0, 1\)"),
+        ({}, dict(baskets=[np.zeros(len(s) - 1) for s in sequences]), r"field 'baskets' must be one label per token"
+                                                                       r".*first offending row: 0"),
+        ({}, dict(baskets=[np.zeros(len(s)) for s in sequences[:5]]), r"one label array per sequence \(30\); found 5"),
+        ({}, dict(context=np.full((30, 2), np.nan)), r"field 'context' must be finite"),
+        ({}, dict(context=np.zeros((29, 2))), r"field 'context' must be one row per sequence \(30\)"),
+        ({}, dict(validation_context=np.zeros((5, 2))), r"field 'validation_context' must be None when context"),
+        ({}, dict(validation_sequences=sequences[:2], validation_targets=[[3], [99]]),
+         r"field 'validation_targets' must be item indices in \[0, n_items = 12\); found 99 \(first offending row: 1"),
+        ({}, dict(validation_sequences=sequences[:2], validation_targets=[[3], [-1]]), r"found -1"),
+        ({}, dict(validation_sequences=[[50], [1]], validation_targets=[[3], [4]]), r"field 'validation_sequences'"),
+        ({}, dict(validation_sequences=sequences[:2], validation_targets=[[], []]), r"at least one non-empty target"),
+    ]
+    for params, inputs, message in fit_cases:
+        with pytest.raises(ValidationError, match=message):
+            _tiny(max_epochs=1, **params).fit(sequences, N_ITEMS, **inputs)
+    padded = np.full((30, 14), -1)
+    padded[0, :3] = [1, -5, 2]
+    with pytest.raises(ValidationError, match="non-negative item indices; found -5"):
+        _tiny(max_epochs=1).fit(padded, N_ITEMS)
+    with pytest.raises(ValidationError, match=r"field 'padding_value' must be an integer outside the item indices"):
+        cyclic_model.score(np.array([[0, 1, 2]]), padding_value=0)
+    with pytest.raises(ValidationError, match=r"float64 values such as \[-1.0, 1.5, 2.0\]"):  # was read as item 1
+        cyclic_model.score(np.array([[-1, 1.5, 2.0]]))
+    with pytest.raises(ValidationError, match="field 'batch_size'"):
+        cyclic_model.score([[1, 2]], batch_size=0)
+    for k in (0, -1, 2.5):
+        with pytest.raises(ValidationError, match="field 'k' must be an integer >= 1"):
+            cyclic_model.recommend([[1, 2]], k=k)
+    assert cyclic_model.recommend([[1, 2]], k=50).shape == (1, N_ITEMS)  # beyond the catalogue: every item
+
+
+def test_the_held_out_basket_is_the_last_run_of_equal_labels():
+    """Basket labels may repeat non-consecutively (labels 0, 1, 0): only the last run is held out, as the training
+    tables read baskets, so relabelling the same baskets gives the same model."""
+    from causalrec.models.transformer import _hold_out_last
+
+    sequence = np.array([1, 2, 3, 4, 5, 6])
+    for labels in (np.array([0, 0, 1, 1, 2, 2]), np.array([0, 0, 1, 1, 0, 0])):
+        train, train_labels, histories, targets, _ = _hold_out_last([sequence], [labels], None)
+        np.testing.assert_array_equal(train[0], [1, 2, 3, 4])
+        np.testing.assert_array_equal(targets[0], [5, 6])
+        np.testing.assert_array_equal(train_labels[0], labels[:4])
+    sequences = _cyclic_sequences(40)
+    ordinal = [np.arange(len(s)) // 2 for s in sequences]
+    alternating = [(np.arange(len(s)) // 2) % 2 for s in sequences]
+    first = _tiny(max_epochs=2).fit(sequences, N_ITEMS, baskets=ordinal)
+    second = _tiny(max_epochs=2).fit(sequences, N_ITEMS, baskets=alternating)
+    losses = [[(e["train_loss"], e["validation_loss"]) for e in m.history_.epochs] for m in (first, second)]
+    assert losses[0] == losses[1]
+
+
+def test_a_checkpoint_is_not_resumed_on_other_validation_data_or_other_tabular_features(tmp_path):
+    sequences = _cyclic_sequences(40)
+    _tiny(max_epochs=2, checkpoint_dir=tmp_path / "rec").fit(
+        sequences, N_ITEMS, validation_sequences=sequences[:5], validation_targets=[[0]] * 5)
+    with pytest.raises(ValidationError, match=r"differs in \['validation'\]"):
+        _tiny(max_epochs=3, checkpoint_dir=tmp_path / "rec").fit(
+            sequences, N_ITEMS, validation_sequences=sequences[5:9], validation_targets=[[7]] * 4, resume=True)
+    resumed = _tiny(max_epochs=3, checkpoint_dir=tmp_path / "rec").fit(
+        sequences, N_ITEMS, validation_sequences=sequences[:5], validation_targets=[[0]] * 5, resume=True)
+    assert resumed.history_.resumed_from_epoch == 2
+    # Tabular: the slot and candidate-feature blocks are part of the data (only context and items were).
+    rng = np.random.default_rng(0)
+    n = 400
+    context, action, position = rng.normal(size=(n, 2)), rng.integers(0, 3, n), rng.integers(0, 2, n)
+    candidate = rng.normal(size=(n, 1))
+    clicks = (rng.random(n) < 0.3).astype(int)
+
+    def design(slots, features):
+        return np.column_stack([context, np.eye(3)[action], features, np.eye(2)[slots]])
+
+    layout = {"context": 2, "action": 3, "action_context": 1, "position": 2}
+    params = _click_params(feature_layout=layout, checkpoint_dir=tmp_path / "click", calibration="none")
+    TransformerClickModel(**{**params, "max_epochs": 2}).fit(design(position, candidate), clicks)
+    for slots, features in ((1 - position, candidate), (position, rng.normal(size=(n, 1)))):
+        with pytest.raises(ValidationError, match=r"differs in \['data'\]"):
+            TransformerClickModel(**{**params, "max_epochs": 3}).fit(design(slots, features), clicks, resume=True)
+
+
+def test_click_model_scoring_checks_context_slot_k_and_width():
+    rng = np.random.default_rng(0)
+    n = 300
+    X = np.column_stack([rng.normal(size=(n, 2)), np.eye(4)[rng.integers(0, 4, n)], np.eye(3)[rng.integers(0, 3, n)]])
+    layout = {"context": 2, "action": 4, "action_context": 0, "position": 3}
+    model = TransformerClickModel(**_click_params(feature_layout=layout, max_epochs=1)).fit(
+        X, (rng.random(n) < 0.3).astype(int))
+    with pytest.raises(ValidationError, match=r"field 'context' must be finite"):
+        model.score_actions(np.array([[np.nan, 0.0]]))
+    with pytest.raises(ValidationError, match=r"field 'position' must be an integer in \[0, 3\); found 3"):
+        model.score_actions(np.zeros((1, 2)), position=3)
+    with pytest.raises(ValidationError, match="field 'k'"):
+        model.recommend(np.zeros((2, 2)), k=-1)
+    constant = TransformerClickModel(**_click_params()).fit(np.ones((20, 3)), np.zeros(20))
+    with pytest.raises(ValidationError, match=r"field 'X' must be 3 columns \(as in fit\); found 7"):
+        constant.predict_proba(np.ones((2, 7)))
+    with pytest.raises(ValidationError, match=r"field 'y' must be one label per row of X \(50\)"):
+        TransformerClickModel(**_click_params()).fit(np.ones((50, 3)), np.zeros(5))
+    with pytest.raises(ValidationError, match="at least one row"):
+        TransformerOutcomeRegressor(**_click_params()).fit(np.zeros((0, 3)), np.zeros(0))
+
+
 # ---------------------------------------------------------------------------------------------- click model
 def _click_params(**changes):
     params = dict(hidden_size=16, n_layers=1, n_heads=2, max_epochs=8, batch_size=256, learning_rate=1e-2,
@@ -569,6 +682,16 @@ def test_train_command_help_and_a_tiny_complete_journey_run(tmp_path):
     assert unknown.exit_code != 0 and "negative_sampling" in unknown.output and "'popular'" in unknown.output
     bad = runner.invoke(app, ["train", "--dataset", "movielens", "--out", str(tmp_path)])
     assert bad.exit_code != 0
+    # Options that used to fail only after training, hang it or be ignored are one-line errors up front.
+    base = ["train", "--dataset", "completejourney", "--out", str(tmp_path / "early"), "--no-progress"]
+    for extra, message in ((["--ks", "abc"], "--ks 'abc': expected comma-separated positive integers"),
+                           (["--ks", "0"], "--ks '0'"),
+                           (["--max-history", "0"], "--max-history 0: expected an integer >= 1"),
+                           (["--max-households", "0"], "--max-households 0"),
+                           (["--resume"], "--resume needs --checkpoint-dir")):
+        early = runner.invoke(app, base + extra)
+        assert early.exit_code == 2 and message in " ".join(early.output.split()), early.output
+        assert not (tmp_path / "early").exists()  # refused before any work
 
 
 def test_next_basket_loss_is_the_mean_cross_entropy_over_the_basket_targets():

@@ -149,6 +149,19 @@ def train(
     """Train a transformer recommender (completejourney) or click model (obd); write it and its metrics."""
     if dataset not in DATASETS:
         raise fail(f"unknown --dataset {dataset!r}; available: {', '.join(DATASETS)}")
+    # Option values that would only fail after training (or hang it) are checked before any work.
+    try:
+        cutoffs = [int(k) for k in split_names(ks)]
+    except ValueError:
+        raise fail(f"--ks {ks!r}: expected comma-separated positive integers such as 10,20") from None
+    if not cutoffs or min(cutoffs) < 1:
+        raise fail(f"--ks {ks!r}: expected comma-separated positive integers such as 10,20")
+    if max_history < 1:
+        raise fail(f"--max-history {max_history}: expected an integer >= 1")
+    if max_households is not None and max_households < 1:
+        raise fail(f"--max-households {max_households}: expected an integer >= 1 (or leave it out for all)")
+    if resume and checkpoint_dir is None:
+        raise fail("--resume needs --checkpoint-dir (the folder holding the checkpoint to continue from)")
     check_outputs(("--out", out, True), ("--checkpoint-dir", checkpoint_dir, True))
     options = dict(
         epochs=epochs, hidden_size=hidden_size, layers=layers, heads=heads, batch_size=batch_size,
@@ -156,7 +169,7 @@ def train(
         checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir), resume=resume, max_items=max_items,
         min_item_count=min_item_count, max_households=max_households, max_history=max_history,
         max_windows_per_user=max_windows_per_user, loss=loss, negative_sampling=negative_sampling,
-        ks=[int(k) for k in split_names(ks)], campaign=campaign, behavior=behavior,
+        ks=cutoffs, campaign=campaign, behavior=behavior,
     )
     try:
         runner = _train_completejourney if dataset == "completejourney" else _train_obd

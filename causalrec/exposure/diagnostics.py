@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from causalrec._arrays import quantile_bins
+
 # Warnings fire at these levels.
 MIN_ESS_SHARE = 0.01
 MEAN_WEIGHT_WARNING_LEVEL = 0.001
@@ -37,10 +39,9 @@ def kish_effective_sample_size(weight: np.ndarray) -> float:
 
 
 def reliability_table(outcome: np.ndarray, probability: np.ndarray, n_bins: int = CALIBRATION_BINS) -> list[dict]:
-    """Quantile bins of ``probability``: mean prediction, observed rate and count per bin (a reliability curve)."""
-    order = np.argsort(probability, kind="stable")
-    bins = np.empty(len(probability), dtype=np.int64)
-    bins[order] = (np.arange(len(probability)) * n_bins) // max(len(probability), 1)
+    """Quantile bins of ``probability`` (by value, ties in one bin: :func:`causalrec._arrays.quantile_bins`): mean
+    prediction, observed rate and count per bin (a reliability curve)."""
+    bins = quantile_bins(probability, n_bins)
     counts = np.bincount(bins, minlength=n_bins)
     predicted = np.bincount(bins, weights=probability, minlength=n_bins)
     observed = np.bincount(bins, weights=outcome, minlength=n_bins)

@@ -3,6 +3,10 @@
 All of them follow the same face as :class:`~causalrec.models.TransformerRecommender`:
 ``fit(sequences, n_items)`` on per-user item-index histories, then ``score(histories)`` returns an
 ``(n_users, n_items)`` array of scores over the full catalogue and ``recommend(histories, k)`` the top ``k``.
+Item ids must be integer-valued indices in ``[0, n_items)`` (fractional, negative or out-of-range ids raise a
+ValidationError naming the field and row); a 2-D array of histories may be padded on either side with
+``score``'s ``padding_value`` (an integer outside ``[0, n_items)``, default -1) and a 2-D array of training
+sequences with -1.
 
 * :class:`PopularityRecommender`: global purchase counts, the same list for everybody.
 * :class:`RepeatPopularityRecommender`: a user's own purchase counts, then global popularity ("personal
@@ -21,17 +25,45 @@ from sklearn.base import BaseEstimator
 from causalrec.exceptions import ValidationError
 
 
-def _sequences(sequences: Sequence[Sequence[int]]) -> list[np.ndarray]:
-    return [np.asarray(sequence, dtype=np.int64).reshape(-1) for sequence in sequences]
+def _item_ids(values, field: str, row: int, owner: str, n_items: int | None, padding: int | None) -> np.ndarray:
+    """One row's item indices as int64: integer-valued, ``>= 0`` and below ``n_items`` (when given); entries
+    equal to ``padding`` are dropped. Fractional ids are refused, never truncated."""
+    expected = "integer item indices 0..n_items-1 (map item ids to indices first)"
+    array = np.asarray(values)
+    if array.dtype == object:
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValidationError(field, expected, f"{array.reshape(-1)[:5].tolist()}", row, owner=owner) from None
+    array = array.reshape(-1)
+    if array.size and array.dtype.kind not in "iuf":
+        raise ValidationError(field, expected, f"dtype {array.dtype}", row, owner=owner)
+    if array.dtype.kind == "f":
+        fractional = ~np.isfinite(array) | (array != np.floor(array))
+        if fractional.any():
+            raise ValidationError(field, expected, f"{array[fractional][0]!r}", row, owner=owner)
+    if padding is not None:
+        array = array[array != padding]
+    if (array < 0).any():
+        raise ValidationError(field, "non-negative item indices", f"{array[array < 0][0]!r}", row, owner=owner)
+    if n_items is not None and (array >= n_items).any():
+        raise ValidationError(field, f"item indices below n_items = {n_items}", f"{array[array >= n_items][0]!r}",
+                              row, owner=owner)
+    return array.astype(np.int64)
 
 
-def _n_items(sequences: list[np.ndarray], n_items: int | None, owner: str) -> int:
-    largest = max((int(s.max()) for s in sequences if len(s)), default=-1)
+def _sequences(sequences, field: str, owner: str, n_items: int | None = None, padding: int = -1) -> list[np.ndarray]:
+    """Item-index lists: a sequence of histories, or a 2-D array whose ``padding`` entries are dropped."""
+    if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
+        return [_item_ids(row, field, index, owner, n_items, padding) for index, row in enumerate(sequences)]
+    return [_item_ids(sequence, field, index, owner, n_items, None) for index, sequence in enumerate(sequences)]
+
+
+def _fit_sequences(sequences, n_items: int | None, owner: str) -> tuple[list[np.ndarray], int]:
+    sequences = _sequences(sequences, "sequences", owner, n_items)
     if n_items is None:
-        return largest + 1
-    if largest >= n_items:
-        raise ValidationError("sequences", f"item indices below n_items = {n_items}", f"{largest}", owner=owner)
-    return int(n_items)
+        n_items = max((int(s.max()) for s in sequences if len(s)), default=-1) + 1
+    return sequences, int(n_items)
 
 
 def _user_item_counts(sequences: list[np.ndarray], n_items: int, weights: list[np.ndarray] | None = None):
@@ -43,12 +75,26 @@ def _user_item_counts(sequences: list[np.ndarray], n_items: int, weights: list[n
 
 
 class _SequenceBaseline(BaseEstimator):
-    def recommend(self, histories: Sequence[Sequence[int]], k: int = 10) -> np.ndarray:
-        """Top ``k`` item indices per user, best first (ties: lower item index first)."""
+    def recommend(self, histories: Sequence[Sequence[int]] | np.ndarray, k: int = 10) -> np.ndarray:
+        """Top ``k`` item indices per user, best first (ties: lower item index first).
+
+        ``k`` must be an integer >= 1; a ``k`` above ``n_items`` returns all ``n_items`` items, as
+        :meth:`TransformerRecommender.recommend` does."""
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValidationError("k", "an integer >= 1", repr(k), owner=type(self).__name__)
         scores = self.score(histories)
         return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
-    def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:  # pragma: no cover - abstract
+    def _histories(self, histories, padding_value: int) -> list[np.ndarray]:
+        """Histories as item-index lists: a sequence of lists, or a 2-D array padded with ``padding_value``
+        (either side), as :meth:`TransformerRecommender.score` accepts; ids outside ``[0, n_items_)`` are refused."""
+        if (isinstance(padding_value, bool) or not isinstance(padding_value, int | np.integer)
+                or 0 <= padding_value < self.n_items_):
+            raise ValidationError("padding_value", f"an integer outside the item indices [0, {self.n_items_}) "
+                                  "(e.g. -1)", repr(padding_value), owner=type(self).__name__)
+        return _sequences(histories, "histories", type(self).__name__, self.n_items_, padding_value)
+
+    def score(self, histories, *, padding_value: int = -1) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -56,13 +102,14 @@ class PopularityRecommender(_SequenceBaseline):
     """Scores every item by its number of purchases in the training sequences (same for every user)."""
 
     def fit(self, sequences: Sequence[Sequence[int]], n_items: int | None = None) -> PopularityRecommender:
-        sequences = _sequences(sequences)
-        self.n_items_ = _n_items(sequences, n_items, type(self).__name__)
+        sequences, self.n_items_ = _fit_sequences(sequences, n_items, type(self).__name__)
         tokens = np.concatenate(sequences) if sequences else np.zeros(0, dtype=np.int64)
         self.item_counts_ = np.bincount(tokens, minlength=self.n_items_).astype(np.float64)
         return self
 
-    def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+    def score(self, histories: Sequence[Sequence[int]] | np.ndarray, *, padding_value: int = -1) -> np.ndarray:
+        """``(n_users, n_items)`` scores; the histories are validated but do not change the scores."""
+        histories = self._histories(histories, padding_value)
         return np.repeat(self.item_counts_[None, :], len(histories), axis=0)
 
 
@@ -74,12 +121,13 @@ class RepeatPopularityRecommender(_SequenceBaseline):
     """
 
     def fit(self, sequences: Sequence[Sequence[int]], n_items: int | None = None) -> RepeatPopularityRecommender:
+        sequences, n_items = _fit_sequences(sequences, n_items, type(self).__name__)
         self.popularity_ = PopularityRecommender().fit(sequences, n_items)
         self.n_items_ = self.popularity_.n_items_
         return self
 
-    def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
-        histories = _sequences(histories)
+    def score(self, histories: Sequence[Sequence[int]] | np.ndarray, *, padding_value: int = -1) -> np.ndarray:
+        histories = self._histories(histories, padding_value)
         own = _user_item_counts(histories, self.n_items_).toarray()
         counts = self.popularity_.item_counts_
         return own + counts[None, :] / (counts.max() + 1.0)
@@ -106,8 +154,7 @@ class ItemKNNRecommender(_SequenceBaseline):
         self.include_self = include_self
 
     def fit(self, sequences: Sequence[Sequence[int]], n_items: int | None = None) -> ItemKNNRecommender:
-        sequences = _sequences(sequences)
-        self.n_items_ = _n_items(sequences, n_items, type(self).__name__)
+        sequences, self.n_items_ = _fit_sequences(sequences, n_items, type(self).__name__)
         bought = _user_item_counts(sequences, self.n_items_)
         bought.data[:] = 1.0
         bought.sum_duplicates()
@@ -132,8 +179,8 @@ class ItemKNNRecommender(_SequenceBaseline):
         )
         return self
 
-    def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
-        histories = _sequences(histories)
+    def score(self, histories: Sequence[Sequence[int]] | np.ndarray, *, padding_value: int = -1) -> np.ndarray:
+        histories = self._histories(histories, padding_value)
         weights = None
         if self.recency_decay is not None:
             weights = []

@@ -20,7 +20,8 @@ The weighting (Schnabel et al., "Recommendations as Treatments", ICML 2016; form
   evaluation, :func:`causalrec.exposure.debiased_mse`);
 * ``dr``: the doubly robust risk, which for squared error equals an unweighted fit of the pseudo-ratings
   ``Ytilde + O (Y - Ytilde) / p`` on every cell (Wang et al., ICML 2019; derivation in
-  :mod:`causalrec.exposure.weighting`), where ``Ytilde`` is an imputation (by default an IPS fit).
+  :mod:`causalrec.exposure.weighting`), where ``Ytilde`` is an imputation (by default an IPS fit); a
+  ``sample_weight`` ``s`` multiplies the correction, ``Ytilde + O s (Y - Ytilde) / p``.
 
 Hyper-parameters are chosen without test data by :func:`select_matrix_factorization`: K-fold cross-validation on
 the training ratings scored with the propensity-weighted (SNIPS) squared error, as in Schnabel et al.
@@ -148,9 +149,10 @@ class MatrixFactorization(RegressorMixin, BaseEstimator):
         """Fit on observed ratings ``y`` at the (user, item) pairs ``X``.
 
         ``propensity`` is each observed rating's probability of being observed (needed unless
-        ``weighting="naive"``); ``sample_weight`` multiplies the training weights; ``n_users`` / ``n_items`` set
-        the catalogue (default: the largest index + 1); ``n_total`` is ``N`` of the IPS loss (default
-        ``n_users * n_items``).
+        ``weighting="naive"``); ``sample_weight`` multiplies the training weights (under ``"dr"``, each rating's
+        correction term and the imputation fit's weights), so a rating with weight 0 has no influence;
+        ``n_users`` / ``n_items`` set the catalogue (default: the largest index + 1); ``n_total`` is ``N`` of the
+        IPS loss (default ``n_users * n_items``).
         """
         self._check_params()
         users, items, n_users, n_items = _check_pairs(X, n_users, n_items)
@@ -175,7 +177,11 @@ class MatrixFactorization(RegressorMixin, BaseEstimator):
 
         if self.weighting == "dr":
             imputed = self._imputation(users, items, ratings, propensity, n_users, n_items, extra)
-            pseudo = doubly_robust_pseudo_ratings(imputed, users, items, ratings, propensity, self.clip)
+            # sample_weight scales each rating's correction (Y - Ytilde) / p: weight 0 leaves the cell at Ytilde,
+            # exactly as if the rating had not been observed.
+            observed_imputed = imputed[users, items]
+            weighted_ratings = observed_imputed + extra * (ratings - observed_imputed)
+            pseudo = doubly_robust_pseudo_ratings(imputed, users, items, weighted_ratings, propensity, self.clip)
             weights: sp.csr_matrix | None = None  # unit weight on every cell
             targets: np.ndarray | sp.csr_matrix = pseudo
             self.imputed_mean_ = float(imputed.mean())

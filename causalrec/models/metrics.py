@@ -24,24 +24,42 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from causalrec._arrays import quantile_bins
 from causalrec.exceptions import ValidationError
 
 _OWNER = "metrics"
 TIE_POLICY = "pessimistic: a relevant item ranks behind every non-relevant item with an equal score"
 
 
-def _as_target_lists(targets: Sequence[Sequence[int]] | np.ndarray, n_rows: int, n_items: int) -> list[np.ndarray]:
-    if isinstance(targets, np.ndarray) and targets.ndim == 1 and targets.dtype != object:
-        targets = [np.array([value]) for value in targets]
-    if len(targets) != n_rows:
-        raise ValidationError("targets", f"one target set per row of scores ({n_rows})", f"{len(targets)}", owner=_OWNER)
-    lists = []
-    for row, items in enumerate(targets):
-        items = np.unique(np.asarray(items, dtype=np.int64).reshape(-1))
-        if len(items) and (items.min() < 0 or items.max() >= n_items):
-            raise ValidationError("targets", f"item indices in [0, {n_items})", f"{items.tolist()}", row, owner=_OWNER)
-        lists.append(items)
-    return lists
+def _item_ids(values, field: str, row: int, n_items: int) -> np.ndarray:
+    """One row's item indices as int64: integer-valued numbers in ``[0, n_items)``, never truncated or wrapped."""
+    expected = f"integer item indices in [0, {n_items})"
+    array = np.asarray(values)
+    if array.dtype == object:
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValidationError(field, expected, f"{array.reshape(-1)[:5].tolist()}", row, owner=_OWNER) from None
+    array = array.reshape(-1)
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if array.dtype.kind not in "iuf":
+        raise ValidationError(field, expected, f"dtype {array.dtype}", row, owner=_OWNER)
+    bad = (array < 0) | (array >= n_items)
+    if array.dtype.kind == "f":
+        bad |= ~np.isfinite(array) | (array != np.floor(array))
+    if bad.any():
+        raise ValidationError(field, expected, f"{array[bad][0]!r}", row, owner=_OWNER)
+    return array.astype(np.int64)
+
+
+def _as_item_lists(values, field: str, n_rows: int, n_items: int) -> list[np.ndarray]:
+    """Per-row item indices (``targets`` or ``exclude``), each validated by :func:`_item_ids`, unique ascending."""
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype != object:
+        values = [np.array([value]) for value in values]
+    if len(values) != n_rows:
+        raise ValidationError(field, f"one item set per row of scores ({n_rows})", f"{len(values)}", owner=_OWNER)
+    return [np.unique(_item_ids(items, field, row, n_items)) for row, items in enumerate(values)]
 
 
 def target_ranks(
@@ -50,12 +68,14 @@ def target_ranks(
     exclude: Sequence[Sequence[int]] | None = None,
     chunk_size: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pessimistic 1-based rank of every target item among all items of its row.
+    """Pessimistic 1-based rank of every target item among the candidate items of its row.
 
     ``scores`` is ``(n_rows, n_items)``; ``targets`` gives each row's relevant items (a list of arrays, or a 1-D
     array with one target per row). ``exclude`` removes items from a row's candidates (e.g. items already seen
-    when the seen-item policy excludes them); an excluded target is an error because it could never be ranked.
-    Returns ``(row_of_target, rank)`` over all (row, target) pairs, rows in order, items ascending.
+    when the seen-item policy excludes them): they never count against a target, whatever its score (-inf
+    included); an excluded target is an error because it could never be ranked. Item indices must be
+    integer-valued in ``[0, n_items)``. Returns ``(row_of_target, rank)`` over all (row, target) pairs, rows in
+    order, items ascending.
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2:
@@ -64,18 +84,15 @@ def target_ranks(
         row = int(np.flatnonzero(np.isnan(scores).any(axis=1) | np.isposinf(scores).any(axis=1))[0])
         raise ValidationError("scores", "finite (NaN would make ties look like wins)", "NaN or +inf", row, owner=_OWNER)
     n_rows, n_items = scores.shape
-    target_lists = _as_target_lists(targets, n_rows, n_items)
+    target_lists = _as_item_lists(targets, "targets", n_rows, n_items)
+    exclude_lists = None
     if exclude is not None:
-        if len(exclude) != n_rows:
-            raise ValidationError("exclude", f"one item set per row ({n_rows})", f"{len(exclude)}", owner=_OWNER)
-        scores = scores.copy()
-        for row, items in enumerate(exclude):
-            items = np.asarray(items, dtype=np.int64).reshape(-1)
+        exclude_lists = _as_item_lists(exclude, "exclude", n_rows, n_items)
+        for row, items in enumerate(exclude_lists):
             if np.isin(target_lists[row], items).any():
                 raise ValidationError(
                     "exclude", "disjoint from the row's targets", "an excluded target item", row, owner=_OWNER
                 )
-            scores[row, items] = -np.inf
 
     rows_out, ranks_out = [], []
     item_index = np.arange(n_items)
@@ -89,11 +106,16 @@ def target_ranks(
         pair_items = np.concatenate(target_lists[start:stop])
         is_target = np.zeros((stop - start, n_items), dtype=bool)
         is_target[pair_rows - start, pair_items] = True
+        candidate = np.ones((stop - start, n_items), dtype=bool)
+        if exclude_lists is not None:
+            for row in range(start, stop):
+                candidate[row - start, exclude_lists[row]] = False
         row_scores = scores[pair_rows]
         target_score = scores[pair_rows, pair_items][:, None]
         relevant = is_target[pair_rows - start]
-        greater = (row_scores > target_score).sum(axis=1)
-        equal = row_scores == target_score
+        counted = candidate[pair_rows - start]
+        greater = ((row_scores > target_score) & counted).sum(axis=1)
+        equal = (row_scores == target_score) & counted
         tied_other = (equal & ~relevant).sum(axis=1)
         tied_relevant_before = (equal & relevant & (item_index[None, :] < pair_items[:, None])).sum(axis=1)
         rows_out.append(pair_rows)
@@ -187,8 +209,12 @@ def expected_calibration_error(y_true, probability, n_bins: int = 10, strategy: 
     """``sum_b (n_b / n) |mean(y in b) - mean(p in b)|``.
 
     ``strategy="uniform"`` uses ``n_bins`` equal-width bins of ``[0, 1]`` (a probability of exactly 1 falls in
-    the last bin); ``"quantile"`` uses bins with equal numbers of predictions, which is the informative choice
-    for rare outcomes (clicks), where equal-width bins put almost everything in the first bin.
+    the last bin); ``"quantile"`` uses bins with about equal numbers of predictions, which is the informative
+    choice for rare outcomes (clicks), where equal-width bins put almost everything in the first bin.
+
+    Quantile bins are assigned by value (:func:`causalrec._arrays.quantile_bins`): equal predictions always share
+    a bin and the result does not depend on row order; heavy ties give fewer, larger bins (a constant
+    prediction gives one bin, so its quantile ECE equals its uniform ECE, ``|mean(y) - p|``).
     """
     y_true, probability = _binary_inputs(y_true, probability)
     if n_bins < 1:
@@ -196,9 +222,7 @@ def expected_calibration_error(y_true, probability, n_bins: int = 10, strategy: 
     if strategy == "uniform":
         bins = np.minimum((probability * n_bins).astype(np.int64), n_bins - 1)
     elif strategy == "quantile":
-        order = np.argsort(probability, kind="stable")
-        bins = np.empty(len(probability), dtype=np.int64)
-        bins[order] = (np.arange(len(probability)) * n_bins) // max(len(probability), 1)
+        bins = quantile_bins(probability, n_bins)
     else:
         raise ValidationError("strategy", "'uniform' or 'quantile'", repr(strategy), owner=_OWNER)
     outcome_sum = np.bincount(bins, weights=y_true, minlength=n_bins)

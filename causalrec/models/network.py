@@ -28,6 +28,7 @@ Heads:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from numbers import Integral, Real
 
 import torch
 from torch import nn
@@ -67,6 +68,12 @@ class NetworkSpec:
         object.__setattr__(self, "context_groups", tuple(tuple(int(i) for i in g) for g in self.context_groups))
         if self.architecture not in ARCHITECTURES:
             raise ValidationError("architecture", f"one of {ARCHITECTURES}", repr(self.architecture), owner="network")
+        for name in ("hidden_size", "n_layers", "n_heads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+                raise ValidationError(name, "an integer >= 1", repr(value), owner="network")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, Real) or not 0 <= self.dropout < 1:
+            raise ValidationError("dropout", "a probability in [0, 1)", repr(self.dropout), owner="network")
         if self.hidden_size % self.n_heads:
             raise ValidationError("hidden_size", f"a multiple of n_heads = {self.n_heads}", repr(self.hidden_size),
                                   owner="network")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -66,6 +67,13 @@ def build_sequence_tables(
     token is an item of the *next basket*, which is what next-basket prediction asks; without, the next item.
     With ``n_items``, the windows' older-item profiles are computed too.
     """
+    if isinstance(max_history, bool) or not isinstance(max_history, Integral) or max_history < 1:
+        raise ValidationError("max_history", "an integer >= 1 (tokens per window)", repr(max_history), owner="fit")
+    if max_windows_per_user is not None and (isinstance(max_windows_per_user, bool)
+                                             or not isinstance(max_windows_per_user, Integral)
+                                             or max_windows_per_user < 1):
+        raise ValidationError("max_windows_per_user", "None or an integer >= 1", repr(max_windows_per_user),
+                              owner="fit")
     lengths = np.array([len(s) for s in sequences], dtype=np.int64)
     offsets = np.r_[0, np.cumsum(lengths)]
     tokens = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences]) if len(sequences) else np.zeros(0)
@@ -229,6 +237,7 @@ class NextItemObjective:
     ):
         if loss not in LOSSES:
             raise ValidationError("loss", f"one of {LOSSES}", repr(loss), owner="fit")
+        check_validation_metric(validation_metric)
         if negative_sampling not in NEGATIVE_SAMPLING:
             raise ValidationError("negative_sampling", f"one of {NEGATIVE_SAMPLING}", repr(negative_sampling),
                                   owner="fit")
@@ -406,8 +415,19 @@ class NextItemObjective:
             return float(-log_probabilities[rows, items].mean())
         from causalrec.models.metrics import ranking_metrics
 
-        k = int(self.validation_metric.split("@")[1])
+        k = check_validation_metric(self.validation_metric)
         return -ranking_metrics(scores.cpu().numpy(), self.validation_targets, ks=(k,))[f"ndcg@{k}"]
+
+
+def check_validation_metric(metric) -> int | None:
+    """``"loss"`` (None) or ``"ndcg@k"`` with an integer ``k >= 1`` (k), else a ValidationError: any other name
+    used to be read as NDCG (``"recall@10"``) or to fail after the first epoch (``"mrr"``)."""
+    if metric == "loss":
+        return None
+    head, _, cutoff = str(metric).partition("@")
+    if isinstance(metric, str) and head == "ndcg" and cutoff.isdigit() and int(cutoff) >= 1:
+        return int(cutoff)
+    raise ValidationError("validation_metric", "'loss' or 'ndcg@k' with an integer k >= 1", repr(metric), owner="fit")
 
 
 # ---------------------------------------------------------------------------------------------- outcomes

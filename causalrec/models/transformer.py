@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from causalrec import policy as policy_module
+from causalrec._arrays import as_numeric, check_finite
 from causalrec.exceptions import ValidationError
 from causalrec.models.network import NetworkSpec, RecommenderNetwork
 from causalrec.models.objectives import (
@@ -48,6 +50,7 @@ from causalrec.models.objectives import (
     OutcomeObjective,
     OutcomeRows,
     build_sequence_tables,
+    check_validation_metric,
     history_profiles,
     pad_histories,
 )
@@ -374,10 +377,22 @@ class TransformerRecommender(_TransformerEstimator):
         them, each user's last basket (or last item) is held out.
         """
         owner = type(self).__name__
+        check_validation_metric(self.validation_metric)
+        if isinstance(self.max_history, bool) or not isinstance(self.max_history, Integral) or self.max_history < 1:
+            raise ValidationError("max_history", "an integer >= 1 (tokens the model reads)", repr(self.max_history),
+                                  owner=owner)
         sequences = _as_lists(sequences, owner)
         baskets = None if baskets is None else [np.asarray(b).reshape(-1) for b in baskets]
         if not sequences:
             raise ValidationError("sequences", "at least one sequence", "none", owner=owner)
+        if baskets is not None:
+            if len(baskets) != len(sequences):
+                raise ValidationError("baskets", f"one label array per sequence ({len(sequences)})",
+                                      f"{len(baskets)}", owner=owner)
+            for row, (labels, sequence) in enumerate(zip(baskets, sequences, strict=True)):
+                if len(labels) != len(sequence):
+                    raise ValidationError("baskets", "one label per token of each sequence",
+                                          f"{len(labels)} labels for {len(sequence)} tokens", row, owner=owner)
         largest = max((int(s.max()) for s in sequences if len(s)), default=-1)
         smallest = min((int(s.min()) for s in sequences if len(s)), default=0)
         if smallest < 0:
@@ -386,10 +401,10 @@ class TransformerRecommender(_TransformerEstimator):
         if largest >= n_items:
             raise ValidationError("sequences", f"item indices below n_items = {n_items}", f"{largest}", owner=owner)
         if context is not None:
-            context = np.asarray(context, dtype=np.float64)
-            if context.shape[0] != len(sequences):
-                raise ValidationError("context", f"one row per sequence ({len(sequences)})", f"{context.shape[0]}",
-                                      owner=owner)
+            context = _context_rows(context, "context", len(sequences), None, owner)
+        elif validation_context is not None:
+            raise ValidationError("validation_context", "None when context is None (the model reads no context)",
+                                  "an array", owner=owner)
         if validation_sequences is None:
             sequences, baskets, validation_sequences, validation_targets, validation_context = _hold_out_last(
                 sequences, baskets, context
@@ -399,11 +414,24 @@ class TransformerRecommender(_TransformerEstimator):
                                   owner=owner)
         if context is not None and validation_context is None:
             raise ValidationError("validation_context", "given when context is", "None", owner=owner)
+        validation_sequences = _as_lists(validation_sequences, owner, field="validation_sequences")
+        validation_targets = [_item_indices(t, owner, row, "validation_targets").reshape(-1)
+                              for row, t in enumerate(validation_targets)]
+        for name, rows in (("validation_sequences", validation_sequences), ("validation_targets", validation_targets)):
+            for row, items in enumerate(rows):
+                if len(items) and (items.min() < 0 or items.max() >= n_items):
+                    bad = items[(items < 0) | (items >= n_items)][0]
+                    raise ValidationError(name, f"item indices in [0, n_items = {n_items})", f"{bad}", row,
+                                          owner=owner)
         keep = [row for row, targets in enumerate(validation_targets) if len(targets)]
-        validation_sequences = [np.asarray(validation_sequences[r], dtype=np.int64) for r in keep]
-        validation_targets = [np.asarray(validation_targets[r], dtype=np.int64) for r in keep]
-        if validation_context is not None:
-            validation_context = np.asarray(validation_context, dtype=np.float64)[keep]
+        if not keep:
+            raise ValidationError("validation_targets", "at least one non-empty target set", "all empty",
+                                  owner=owner)
+        validation_sequences = [validation_sequences[r] for r in keep]
+        validation_targets = [validation_targets[r] for r in keep]
+        if validation_context is not None and context is not None:
+            validation_context = _context_rows(validation_context, "validation_context", None, context.shape[1],
+                                               owner)[keep]
 
         self.n_items_ = n_items
         self.target_ = "next_basket" if baskets is not None else "next_item"
@@ -440,6 +468,10 @@ class TransformerRecommender(_TransformerEstimator):
             "targets_per_position": self.targets_per_position, "negative_sampling": self.negative_sampling,
             "max_windows_per_user": self.max_windows_per_user,
             "data": _data_fingerprint(tables.tokens, tables.next_start, tables.window_end, context, item_features),
+            # Early-stopping state (best epoch, patience) is only valid for the same validation data.
+            "validation": _data_fingerprint(validation_histories, validation_profiles, validation_context,
+                                            np.array([len(t) for t in validation_targets]),
+                                            np.concatenate(validation_targets)),
         }
         with seeded_torch(self.random_state, self.device_):
             network = RecommenderNetwork(self.spec_)
@@ -470,8 +502,13 @@ class TransformerRecommender(_TransformerEstimator):
         """Padded token histories (the last ``max_history`` items) and, for repeat-aware models, the profile
         of the older items."""
         pad = self.n_items_
+        owner = type(self).__name__
+        if (isinstance(padding_value, bool) or not isinstance(padding_value, Integral)
+                or 0 <= padding_value < self.n_items_):
+            raise ValidationError("padding_value", f"an integer outside the item indices [0, {self.n_items_}) "
+                                  "(e.g. -1)", repr(padding_value), owner=owner)
         if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
-            padded = np.asarray(sequences, dtype=np.int64)
+            padded = _item_indices(sequences, owner, None)  # 1.5 is refused, never read as item 1
             is_pad = padded == padding_value
             real = padded[~is_pad]
             if real.size and (real.min() < 0 or real.max() >= self.n_items_):
@@ -505,10 +542,15 @@ class TransformerRecommender(_TransformerEstimator):
         already padded with ``padding_value`` on either side.
         """
         self._check_fitted()
+        owner = type(self).__name__
+        if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
+            raise ValidationError("batch_size", "an integer >= 1", repr(batch_size), owner=owner)
         histories, profiles = self._histories(sequences, padding_side, padding_value)
         if (context is None) != (self.context_mean_ is None):
             raise ValidationError("context", "given exactly when the model was fitted with context",
-                                  "a mismatch", owner=type(self).__name__)
+                                  "a mismatch", owner=owner)
+        if context is not None:
+            context = _context_rows(context, "context", len(histories), len(self.context_mean_), owner)
         context = self._standardize_context(context)
         self.network_.eval()
         chunks = []
@@ -528,7 +570,9 @@ class TransformerRecommender(_TransformerEstimator):
 
     def recommend(self, sequences, k: int = 10, context: np.ndarray | None = None,
                   exclude_seen: bool = False) -> np.ndarray:
-        """Top ``k`` item indices per user, best first (ties: lower item index first)."""
+        """Top ``k`` item indices per user, best first (ties: lower item index first); all items when ``k``
+        exceeds the catalogue."""
+        _check_k(k, type(self).__name__)
         scores = self.score(sequences, context).astype(np.float64)
         if exclude_seen:
             for row, sequence in enumerate(_as_lists(sequences)):
@@ -545,13 +589,31 @@ class TransformerRecommender(_TransformerEstimator):
         return _to_policy(self.score(sequences, context), kind, n_positions, temperature, epsilon)
 
 
-def _as_lists(sequences, owner: str = "TransformerRecommender") -> list[np.ndarray]:
+def _as_lists(sequences, owner: str = "TransformerRecommender", field: str = "sequences") -> list[np.ndarray]:
+    """One index array per user; a 2-D array is padded with -1 (other negative values stay, to be refused)."""
     if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
-        return [row[row >= 0] for row in _item_indices(sequences, owner, None)]
-    return [_item_indices(s, owner, row).reshape(-1) for row, s in enumerate(sequences)]
+        return [row[row != -1] for row in _item_indices(sequences, owner, None, field)]
+    return [_item_indices(s, owner, row, field).reshape(-1) for row, s in enumerate(sequences)]
 
 
-def _item_indices(values, owner: str, row: int | None) -> np.ndarray:
+def _check_k(k, owner: str) -> int:
+    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+        raise ValidationError("k", "an integer >= 1 (items per row)", repr(k), owner=owner)
+    return int(k)
+
+
+def _context_rows(context, field: str, n_rows: int | None, n_columns: int | None, owner: str) -> np.ndarray:
+    """Numeric, finite, 2-D context with the expected number of rows (one per sequence) and columns."""
+    context = as_numeric(context, field, None, ndim=2, owner=owner).astype(np.float64)
+    check_finite(context, field, owner=owner)
+    if n_rows is not None and context.shape[0] != n_rows:
+        raise ValidationError(field, f"one row per sequence ({n_rows})", f"{context.shape[0]} rows", owner=owner)
+    if n_columns is not None and context.shape[1] != n_columns:
+        raise ValidationError(field, f"{n_columns} columns (as in fit)", f"{context.shape[1]}", owner=owner)
+    return context
+
+
+def _item_indices(values, owner: str, row: int | None, field: str = "sequences") -> np.ndarray:
     """Integer item indices; floats only when whole (1.0), never truncated (1.5), and no strings or ids."""
     array = np.asarray(values)
     if array.size == 0 or array.dtype.kind in "iu":
@@ -559,7 +621,7 @@ def _item_indices(values, owner: str, row: int | None) -> np.ndarray:
     if array.dtype.kind == "f" and np.isfinite(array).all() and (array == np.round(array)).all():
         return array.astype(np.int64)
     shown = array.reshape(-1)[:5].tolist()
-    raise ValidationError("sequences", "integer item indices 0..n_items-1 (map item ids to indices first)",
+    raise ValidationError(field, "integer item indices 0..n_items-1 (map item ids to indices first)",
                           f"{array.dtype} values such as {shown}", row=row, owner=owner)
 
 
@@ -568,12 +630,15 @@ def _hold_out_last(sequences, baskets, context):
     train, train_baskets, histories, targets, rows = [], [], [], [], []
     for row, sequence in enumerate(sequences):
         labels = baskets[row] if baskets is not None else np.arange(len(sequence))
-        if len(sequence) >= 2 and len(np.unique(labels)) >= 2:
-            last = labels == labels[-1]
-            train.append(sequence[~last])
-            train_baskets.append(labels[~last])
-            histories.append(sequence[~last])
-            targets.append(np.unique(sequence[last]))
+        # The last basket is the last run of equal consecutive labels (as in build_sequence_tables): an earlier
+        # basket that reuses the label stays in training.
+        changes = np.flatnonzero(labels[1:] != labels[:-1])
+        if len(sequence) >= 2 and len(changes):
+            cut = int(changes[-1]) + 1
+            train.append(sequence[:cut])
+            train_baskets.append(labels[:cut])
+            histories.append(sequence[:cut])
+            targets.append(np.unique(sequence[cut:]))
             rows.append(row)
         else:
             train.append(sequence)
@@ -700,7 +765,8 @@ class _TabularTransformer(_TransformerEstimator):
         slots = self._one_hot_index(positions, 0)
         return dense(context), items, dense(candidate), slots
 
-    def _check_X(self, X):
+    def _check_X(self, X, fitted: bool = False):
+        """Finite 2-D features; ``fitted``: with the width seen in fit."""
         if sp.issparse(X):
             X = sp.csr_matrix(X, dtype=np.float64)
             data = X.data
@@ -711,6 +777,9 @@ class _TabularTransformer(_TransformerEstimator):
             data = X
         if not np.isfinite(data).all():
             raise ValidationError("X", "finite values", "NaN or infinity", owner=type(self).__name__)
+        if fitted and X.shape[1] != self.n_features_in_:
+            raise ValidationError("X", f"{self.n_features_in_} columns (as in fit)", f"{X.shape[1]}",
+                                  owner=type(self).__name__)
         return X
 
     # ------------------------------------------------------------------ fit
@@ -720,6 +789,8 @@ class _TabularTransformer(_TransformerEstimator):
     def _fit(self, X, y, resume: bool):
         owner = type(self).__name__
         X = self._check_X(X)
+        if X.shape[0] == 0:
+            raise ValidationError("X", "at least one row to fit on", "0 rows", owner=owner)
         self.n_features_in_ = int(X.shape[1])
         self.layout_ = self._resolve_layout(self.n_features_in_)
         labels, label_mask = self._prepare_labels(y)
@@ -747,7 +818,8 @@ class _TabularTransformer(_TransformerEstimator):
             rows = OutcomeRows(rows.context, np.full(len(items), 1, dtype=np.int64), rows.candidate, rows.slots,
                                rows.labels, rows.label_mask)  # index 1 = "no item" when the catalogue is empty
         fingerprint = {"spec": self.spec_.to_dict(), "kind": self._kind,
-                       "data": _data_fingerprint(rows.context, rows.items, rows.labels, train_rows)}
+                       "data": _data_fingerprint(rows.context, rows.items, rows.candidate, rows.slots, rows.labels,
+                                                 rows.label_mask, train_rows)}
         config = self._training_config(owner, resume)
         with seeded_torch(self.random_state, self.device_):
             network = RecommenderNetwork(self.spec_)
@@ -802,7 +874,7 @@ class _TabularTransformer(_TransformerEstimator):
     def _raw_outputs(self, X) -> np.ndarray:
         """Network outputs ``(n, n_tasks)`` (logits or standardised predictions)."""
         self._check_fitted()
-        X = self._check_X(X)
+        X = self._check_X(X, fitted=True)
         context, items, candidate, slots = self._split(X)
         if self.layout_["action"] == 0:
             items = np.full(len(items), 1, dtype=np.int64)
@@ -847,10 +919,11 @@ class _TabularTransformer(_TransformerEstimator):
         if n_actions == 0:
             raise ValidationError("feature_layout", "an action block to score actions", "none",
                                   owner=type(self).__name__)
-        context = np.asarray(context, dtype=np.float64)
-        if context.ndim != 2 or context.shape[1] != self.layout_["context"]:
-            raise ValidationError("context", f"a 2-D array with {self.layout_['context']} columns",
-                                  f"shape {context.shape}", owner=type(self).__name__)
+        owner = type(self).__name__
+        context = _context_rows(context, "context", None, self.layout_["context"], owner)
+        n_slots = self.spec_.n_slots
+        if isinstance(position, bool) or not isinstance(position, Integral) or not 0 <= position < n_slots:
+            raise ValidationError("position", f"an integer in [0, {n_slots})", repr(position), owner=owner)
         n = context.shape[0]
         rows_context = np.repeat(context, n_actions, axis=0)
         items = np.tile(np.arange(n_actions), n)
@@ -953,6 +1026,9 @@ class TransformerClickModel(ClassifierMixin, _TabularTransformer):
         labels_preview = np.asarray(y)
         if labels_preview.ndim == 1 and len(np.unique(labels_preview)) < 2:
             X = self._check_X(X)
+            if X.shape[0] == 0 or len(labels_preview) != X.shape[0]:
+                raise ValidationError("y", f"one label per row of X ({X.shape[0]}), at least one",
+                                      f"{len(labels_preview)} labels", owner=type(self).__name__)
             self.n_features_in_ = int(X.shape[1])
             self.layout_ = self._resolve_layout(self.n_features_in_)
             self.single_output_ = True
@@ -998,7 +1074,7 @@ class TransformerClickModel(ClassifierMixin, _TabularTransformer):
         """Calibrated probability of each task, ``(n, n_tasks)``."""
         self._check_fitted()
         if self.constant_:
-            X = self._check_X(X)
+            X = self._check_X(X, fitted=True)
             value = float(self.classes_[-1] == 1) if len(self.classes_) == 1 else 0.0
             return np.full((X.shape[0], 1), value)
         logits = self._raw_outputs(X)
@@ -1007,7 +1083,7 @@ class TransformerClickModel(ClassifierMixin, _TabularTransformer):
 
     def predict_proba(self, X):
         if getattr(self, "constant_", False):
-            X = self._check_X(X)
+            X = self._check_X(X, fitted=True)
             return np.ones((X.shape[0], 1))
         probability = self.predict_outcome_proba(X)
         pairs = [np.column_stack([1 - probability[:, t], probability[:, t]]) for t in range(self.n_tasks_)]
@@ -1015,7 +1091,7 @@ class TransformerClickModel(ClassifierMixin, _TabularTransformer):
 
     def predict(self, X) -> np.ndarray:
         if getattr(self, "constant_", False):
-            X = self._check_X(X)
+            X = self._check_X(X, fitted=True)
             return np.full(X.shape[0], self.classes_[0])
         probability = self.predict_outcome_proba(X)
         if self.single_output_:
@@ -1033,6 +1109,7 @@ class TransformerClickModel(ClassifierMixin, _TabularTransformer):
 
     def recommend(self, context: np.ndarray, k: int = 1, position: int = 0) -> np.ndarray:
         """Top ``k`` actions per context row by predicted probability (ties: lower action index first)."""
+        _check_k(k, type(self).__name__)
         return np.argsort(-self.score_actions(context, position), axis=1, kind="stable")[:, :k]
 
     def policy(self, context: np.ndarray, kind: str = "greedy", n_positions: int = 1, *, temperature: float = 1.0,
