@@ -92,3 +92,32 @@ def quantile_bins(values: np.ndarray, n_bins: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     edges = np.unique(np.quantile(values, np.arange(1, n_bins) / n_bins))
     return np.searchsorted(edges, values, side="left").astype(np.int64)
+
+
+def item_indices(values, field: str, row: int | None, owner: str, n_items: int | None = None,
+                 padding: int | None = None) -> np.ndarray:
+    """One row's item indices as int64: integer-valued, ``>= 0`` and below ``n_items`` (when given); entries
+    equal to ``padding`` are dropped. Fractional, missing or non-numeric ids are refused, never truncated, and
+    negative ones never wrap around."""
+    expected = "integer item indices 0..n_items-1 (map item ids to indices first)"
+    array = np.asarray(values)
+    if array.dtype == object:
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValidationError(field, expected, f"{array.reshape(-1)[:5].tolist()}", row, owner=owner) from None
+    array = array.reshape(-1)
+    if array.size and array.dtype.kind not in "iuf":
+        raise ValidationError(field, expected, f"dtype {array.dtype}", row, owner=owner)
+    if array.dtype.kind == "f":
+        fractional = ~np.isfinite(array) | (array != np.floor(array))
+        if fractional.any():
+            raise ValidationError(field, expected, f"{array[fractional][0]!r}", row, owner=owner)
+    if padding is not None:
+        array = array[array != padding]
+    if (array < 0).any():
+        raise ValidationError(field, "non-negative item indices", f"{array[array < 0][0]!r}", row, owner=owner)
+    if n_items is not None and (array >= n_items).any():
+        raise ValidationError(field, f"item indices below n_items = {n_items}", f"{array[array >= n_items][0]!r}",
+                              row, owner=owner)
+    return array.astype(np.int64)

@@ -22,41 +22,15 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
+from causalrec._arrays import item_indices
 from causalrec.exceptions import ValidationError
-
-
-def _item_ids(values, field: str, row: int, owner: str, n_items: int | None, padding: int | None) -> np.ndarray:
-    """One row's item indices as int64: integer-valued, ``>= 0`` and below ``n_items`` (when given); entries
-    equal to ``padding`` are dropped. Fractional ids are refused, never truncated."""
-    expected = "integer item indices 0..n_items-1 (map item ids to indices first)"
-    array = np.asarray(values)
-    if array.dtype == object:
-        try:
-            array = array.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValidationError(field, expected, f"{array.reshape(-1)[:5].tolist()}", row, owner=owner) from None
-    array = array.reshape(-1)
-    if array.size and array.dtype.kind not in "iuf":
-        raise ValidationError(field, expected, f"dtype {array.dtype}", row, owner=owner)
-    if array.dtype.kind == "f":
-        fractional = ~np.isfinite(array) | (array != np.floor(array))
-        if fractional.any():
-            raise ValidationError(field, expected, f"{array[fractional][0]!r}", row, owner=owner)
-    if padding is not None:
-        array = array[array != padding]
-    if (array < 0).any():
-        raise ValidationError(field, "non-negative item indices", f"{array[array < 0][0]!r}", row, owner=owner)
-    if n_items is not None and (array >= n_items).any():
-        raise ValidationError(field, f"item indices below n_items = {n_items}", f"{array[array >= n_items][0]!r}",
-                              row, owner=owner)
-    return array.astype(np.int64)
 
 
 def _sequences(sequences, field: str, owner: str, n_items: int | None = None, padding: int = -1) -> list[np.ndarray]:
     """Item-index lists: a sequence of histories, or a 2-D array whose ``padding`` entries are dropped."""
     if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
-        return [_item_ids(row, field, index, owner, n_items, padding) for index, row in enumerate(sequences)]
-    return [_item_ids(sequence, field, index, owner, n_items, None) for index, sequence in enumerate(sequences)]
+        return [item_indices(row, field, index, owner, n_items, padding) for index, row in enumerate(sequences)]
+    return [item_indices(sequence, field, index, owner, n_items, None) for index, sequence in enumerate(sequences)]
 
 
 def _fit_sequences(sequences, n_items: int | None, owner: str) -> tuple[list[np.ndarray], int]:

@@ -24,42 +24,21 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from causalrec._arrays import quantile_bins
+from causalrec._arrays import item_indices, quantile_bins
 from causalrec.exceptions import ValidationError
 
 _OWNER = "metrics"
 TIE_POLICY = "pessimistic: a relevant item ranks behind every non-relevant item with an equal score"
 
 
-def _item_ids(values, field: str, row: int, n_items: int) -> np.ndarray:
-    """One row's item indices as int64: integer-valued numbers in ``[0, n_items)``, never truncated or wrapped."""
-    expected = f"integer item indices in [0, {n_items})"
-    array = np.asarray(values)
-    if array.dtype == object:
-        try:
-            array = array.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValidationError(field, expected, f"{array.reshape(-1)[:5].tolist()}", row, owner=_OWNER) from None
-    array = array.reshape(-1)
-    if array.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if array.dtype.kind not in "iuf":
-        raise ValidationError(field, expected, f"dtype {array.dtype}", row, owner=_OWNER)
-    bad = (array < 0) | (array >= n_items)
-    if array.dtype.kind == "f":
-        bad |= ~np.isfinite(array) | (array != np.floor(array))
-    if bad.any():
-        raise ValidationError(field, expected, f"{array[bad][0]!r}", row, owner=_OWNER)
-    return array.astype(np.int64)
-
-
 def _as_item_lists(values, field: str, n_rows: int, n_items: int) -> list[np.ndarray]:
-    """Per-row item indices (``targets`` or ``exclude``), each validated by :func:`_item_ids`, unique ascending."""
+    """Per-row item indices (``targets`` or ``exclude``), each validated by
+    :func:`causalrec._arrays.item_indices`, unique ascending."""
     if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype != object:
         values = [np.array([value]) for value in values]
     if len(values) != n_rows:
         raise ValidationError(field, f"one item set per row of scores ({n_rows})", f"{len(values)}", owner=_OWNER)
-    return [np.unique(_item_ids(items, field, row, n_items)) for row, items in enumerate(values)]
+    return [np.unique(item_indices(items, field, row, _OWNER, n_items)) for row, items in enumerate(values)]
 
 
 def target_ranks(
