@@ -423,6 +423,7 @@ class TransformerRecommender(_TransformerEstimator):
                     bad = items[(items < 0) | (items >= n_items)][0]
                     raise ValidationError(name, f"item indices in [0, n_items = {n_items})", f"{bad}", row,
                                           owner=owner)
+        n_validation = len(validation_sequences)
         keep = [row for row, targets in enumerate(validation_targets) if len(targets)]
         if not keep:
             raise ValidationError("validation_targets", "at least one non-empty target set", "all empty",
@@ -430,8 +431,8 @@ class TransformerRecommender(_TransformerEstimator):
         validation_sequences = [validation_sequences[r] for r in keep]
         validation_targets = [validation_targets[r] for r in keep]
         if validation_context is not None and context is not None:
-            validation_context = _context_rows(validation_context, "validation_context", None, context.shape[1],
-                                               owner)[keep]
+            validation_context = _context_rows(validation_context, "validation_context", n_validation,
+                                               context.shape[1], owner)[keep]
 
         self.n_items_ = n_items
         self.target_ = "next_basket" if baskets is not None else "next_item"
