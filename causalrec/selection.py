@@ -63,7 +63,7 @@ class Candidate:
     exposure_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        scores = np.asarray(self.scores, dtype=np.float64)
+        scores = np.array(self.scores, dtype=np.float64)  # a copy: it is made read-only, the caller's must not be
         if scores.ndim != 2:
             raise ValidationError("scores", "a 2-D array (n_rounds, n_actions)", f"shape {scores.shape}", owner=self.name)
         if not np.isfinite(scores).all():
@@ -304,6 +304,8 @@ class Leaderboard(ResultMixin):
     accuracy_metric: str
     n_rounds: int
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: every policy's estimated value, the baseline's included (the logging policy's on-policy mean)
+    values: pd.DataFrame | None = None
 
     def to_frame(self) -> pd.DataFrame:
         return self.table
@@ -328,6 +330,9 @@ class Leaderboard(ResultMixin):
             "winner": self.winner, "decision": self.decision, "correction": self.correction, "baseline": self.baseline,
             "estimator": self.estimator, "alpha": self.alpha, "accuracy_metric": self.accuracy_metric,
             "n_rounds": self.n_rounds, "warnings": list(self.warnings), "leaderboard": to_jsonable(self.table),
+            # Values, the baseline's included: `causalrec plan --from-json` reads the control's rate here.
+            "estimates": [] if self.values is None else to_jsonable(
+                self.values[["policy", "estimator", "value", "se", "ci_low", "ci_high"]]),
             # The planning layer reads comparisons (policy, baseline, difference, se, ...).
             "comparisons": to_jsonable(self.table.rename(columns={
                 "candidate": "policy", "uplift": "difference", "uplift_se": "se", "uplift_ci_low": "ci_low",
@@ -409,7 +414,6 @@ def select_models(
     values = comparison.values.set_index("policy")
     contenders = [c for c in field_ if c.name != baseline]
     m = max(len(contenders), 1)
-    z_lower = stats.norm.ppf(1 - alpha / m)
     rows = []
     for candidate in field_:
         row = {"candidate": candidate.name, "description": candidate.description}
@@ -420,8 +424,10 @@ def select_models(
                    ess=values.loc[candidate.name, "ess"], reliable=bool(values.loc[candidate.name, "reliable"]))
         if candidate.name in differences.index:
             diff = differences.loc[candidate.name]
+            # One-sided bound at alpha / m with the same t reference (df) as the two-sided intervals.
+            t_lower = float(stats.t.ppf(1 - alpha / m, diff["df"]))
             row.update(uplift=diff["difference"], uplift_se=diff["se"], uplift_ci_low=diff["ci_low"],
-                       uplift_ci_high=diff["ci_high"], uplift_lcb=diff["difference"] - z_lower * diff["se"],
+                       uplift_ci_high=diff["ci_high"], uplift_lcb=diff["difference"] - t_lower * diff["se"],
                        p_value=diff["p_value"])
         else:  # the baseline itself
             row.update(uplift=0.0, uplift_se=0.0, uplift_ci_low=0.0, uplift_ci_high=0.0, uplift_lcb=0.0, p_value=np.nan)
@@ -447,4 +453,4 @@ def select_models(
     if comparison.pscore_source != "logged":
         warnings_ = (f"pscore {comparison.pscore_source}", *warnings_)
     return Leaderboard(table, winner, decision, correction, baseline, comparison.estimator, alpha, accuracy_metric,
-                       feedback.n_rounds, warnings_)
+                       feedback.n_rounds, warnings_, values=comparison.values)

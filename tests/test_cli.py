@@ -162,6 +162,13 @@ def test_select_from_files_ranks_candidates_and_estimates_the_true_values(tmp_pa
     oracle = board["oracle"]
     assert abs(oracle["value"] - truth) < 3 * oracle["value_se"]
     assert oracle["rank_by_uplift"] == 1 and oracle["uplift"] > board["noise"]["uplift"]
+    # The README's next step plans the A/B test from this file: the control's rate is the logs' own mean.
+    plan_out = tmp_path / "plan.json"
+    planned = runner.invoke(app, ["plan", "--from-json", str(out), "--daily-traffic", "200000", "--json",
+                                  str(plan_out)])
+    assert planned.exit_code == 0, planned.output
+    plan = json.loads(plan_out.read_text())
+    assert plan["design"]["settings"]["metric_parameters"]["baseline_rate"] == pytest.approx(logs.reward.mean())
 
 
 def test_unreadable_input_files_are_one_line_errors_naming_the_option(tmp_path):

@@ -302,3 +302,22 @@ def test_small_simulation_matches_plan_for_each_convention():
         null_t, null_c = simulate_binary_counts(n, n, p0, p0, n_experiments, rng)
         size = reject(two_proportion_z(null_t, n, null_c, n, method), 0.05).mean()
         assert abs(size - 0.05) <= 4 * math.sqrt(0.05 * 0.95 / n_experiments), (method, size)
+
+
+@pytest.mark.parametrize(("n", "ratio"), [(1.0, 1.0), (0.6, 2.0), (0.5, 3.0)])
+def test_t_test_power_and_mde_need_a_positive_degree_of_freedom(n, ratio):
+    """df = n (1 + r) - 2 <= 0 has no t distribution: power used to be NaN and the MDE a raw scipy error."""
+    metric = ContinuousMetric(1.0, method="t")
+    assert n * (1 + ratio) - 2 <= 0
+    with pytest.raises(ValidationError, match=r"field 'n_treatment' must be above .* degrees of freedom"):
+        statistical_power(metric, n, mde_abs=0.5, allocation_ratio=ratio)
+    with pytest.raises(ValidationError, match="field 'n_treatment'"):
+        minimum_detectable_effect(metric, n, allocation_ratio=ratio)
+    # Just above the limit, the power is the t-test's own (statsmodels) value.
+    above = 2.0 / (1 + ratio) + 0.5
+    ours = statistical_power(metric, above, mde_abs=0.5, allocation_ratio=ratio).power
+    df = above * (1 + ratio) - 2
+    critical = stats.t.isf(0.025, df)
+    shift = 0.5 / math.sqrt(1 / above + 1 / (ratio * above))
+    reference = stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift)
+    assert ours == pytest.approx(reference, rel=1e-9)

@@ -158,3 +158,10 @@ def test_bad_sequential_input():
     with pytest.raises(ValidationError) as caught:
         crossing_probabilities([2.0, 2.0], [0.6, 0.5], 0.0)
     assert caught.value.field == "information_fractions"
+
+
+def test_information_fractions_are_read_not_written():
+    """A last fraction within 1e-12 of 1 is treated as 1 in a copy: the caller's array keeps its value."""
+    fractions = np.array([0.5, 1.0 - 5e-13])
+    group_sequential_boundaries("obrien_fleming", fractions, alpha=0.05)
+    assert fractions[-1] == 1.0 - 5e-13

@@ -97,6 +97,36 @@ def test_no_significant_winner_is_stated_when_the_bound_is_not_above_zero():
     assert board.winner is None and board.decision.startswith("no significant winner")
 
 
+def test_simultaneous_intervals_use_alpha_over_the_number_of_comparisons_made():
+    """Against the logging policy every candidate is a comparison (m = 2 here, not m - 1 = 1), and the one-sided
+    bound uses the same t reference as the intervals. The caller's score arrays stay writeable."""
+    from scipy import stats
+
+    world = simulate.make_world(n_users=100, n_items=10, random_state=2)
+    logs = world.sample_logs(600, random_state=0)
+    rng = np.random.default_rng(1)
+    raw = {"x": rng.random((600, 10)), "y": rng.random((600, 10))}
+    candidates = [Candidate(name, scores) for name, scores in raw.items()]
+    assert all(scores.flags.writeable for scores in raw.values())
+    alpha, m = 0.05, 2
+    board = select_models(candidates, logs, estimator="ips", alpha=alpha)
+    comparisons = board.values  # the logging row and the candidates
+    assert set(comparisons["policy"]) == {"logging", "x", "y"}
+    from causalrec.ope.evaluate import compare_policies
+
+    direct = compare_policies(logs, {c.name: c.resolved_policy(logs.n_positions) for c in candidates},
+                              baseline="logging", estimator="ips", alpha=alpha, adjust="bonferroni")
+    for _, diff in direct.differences.iterrows():
+        row = board.table.set_index("candidate").loc[diff["policy"]]
+        half = (row["uplift_ci_high"] - row["uplift_ci_low"]) / 2
+        assert half == pytest.approx(stats.t.ppf(1 - alpha / (2 * m), diff["df"]) * diff["se"], rel=1e-9)
+        assert row["uplift_lcb"] == pytest.approx(diff["difference"] - stats.t.ppf(1 - alpha / m, diff["df"])
+                                                  * diff["se"], rel=1e-9)
+    assert "Bonferroni over 2 candidates" in board.correction
+    logging_row = next(e for e in board.to_dict()["estimates"] if e["policy"] == "logging")
+    assert logging_row["value"] == pytest.approx(logs.reward.mean(), rel=1e-12)
+
+
 def test_accuracy_metrics_match_sklearn_and_hand_computation():
     world = simulate.make_world(n_users=200, n_items=12, random_state=3)
     logs = world.sample_logs(4000, random_state=1)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
+from causalrec._checks import fail, finite_number
 from causalrec.exceptions import ValidationError
 
 _OWNER = "effects"
@@ -67,6 +68,21 @@ def seeded(model, random_state: int):
     return model
 
 
+def check_cv(cv: object) -> int:
+    """``cv`` as an int >= 2: with one fold EconML would fit the nuisances in-sample."""
+    if isinstance(cv, bool) or not hasattr(cv, "__index__") or int(cv) < 2:  # type: ignore[call-overload]
+        raise fail(_OWNER, "cv", "an integer >= 2 (cross-fitting folds)", cv)
+    return int(cv)  # type: ignore[call-overload]
+
+
+def check_min_propensity(min_propensity: object) -> float:
+    """``min_propensity`` in (0, 0.5): propensities are clipped to ``[m, 1 - m]`` and divided by."""
+    number = finite_number(_OWNER, "min_propensity", min_propensity)
+    if not 0.0 < number < 0.5:
+        raise fail(_OWNER, "min_propensity", "in the open interval (0, 0.5)", min_propensity)
+    return number
+
+
 def ray_available() -> bool:
     return importlib.util.find_spec("ray") is not None
 
@@ -83,12 +99,13 @@ def make_estimator(
 ) -> Any:
     """An unfitted EconML estimator of family ``name`` (see the module table), fully seeded.
 
-    ``min_propensity`` clips the DR learners' propensities (EconML's default 1e-6 lets near-deterministic
+    ``cv`` (an int >= 2) is the number of cross-fitting folds. ``min_propensity`` (in (0, 0.5)) clips the DR learners' propensities (EconML's default 1e-6 lets near-deterministic
     exposure blow up the pseudo-outcomes). ``use_ray`` distributes the nuisance cross-fitting of DML and DR
     learners with Ray (``pip install causalrec[ray]``); meta-learners have no such option.
     """
     if name not in ESTIMATORS:
         raise ValidationError("estimator", f"one of {ESTIMATORS} or 'auto'", repr(name), owner=_OWNER)
+    cv, min_propensity = check_cv(cv), check_min_propensity(min_propensity)
     if use_ray and name not in RAY_CAPABLE:
         raise ValidationError("use_ray", f"used only with {RAY_CAPABLE}", repr(name), owner=_OWNER)
     if use_ray and not ray_available():

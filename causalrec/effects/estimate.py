@@ -36,11 +36,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from causalrec._arrays import as_numeric, check_finite
 from causalrec._results import ResultMixin, to_jsonable
 from causalrec._text import confidence_level
 from causalrec.effects.catalogue import (
     DEFAULT_CANDIDATES,
     DR_FAMILIES,
+    check_cv,
+    check_min_propensity,
     default_outcome_model,
     default_propensity_model,
     family_of,
@@ -177,8 +180,21 @@ class EffectResult(ResultMixin):
         """
         from causalrec.effects.uplift_metrics import uplift_report
 
-        treatment = np.asarray(data[self.problem.treatment]).astype(np.int64)
-        return uplift_report(np.asarray(data[self.problem.outcome], dtype=np.float64), treatment, self.cate(data),
+        if not isinstance(data, pd.DataFrame):
+            raise ValidationError("data", "a pandas DataFrame", type(data).__name__, owner=_OWNER)
+        name, outcome_name = self.problem.treatment, self.problem.outcome
+        missing = [c for c in (name, outcome_name) if c not in data.columns]
+        if missing:
+            raise ValidationError("columns", "the treatment and outcome columns", f"missing {missing}", owner=_OWNER)
+        # Checked as 0/1 before any cast: an int cast would turn 0.5 into 0.
+        treatment = as_numeric(data[name], name, None, owner=_OWNER)
+        bad = np.flatnonzero((treatment != 0) & (treatment != 1))
+        if bad.size:
+            raise ValidationError(name, "a binary 0/1 (or bool) exposure", repr(data[name].iloc[bad[0]]),
+                                  row=int(bad[0]), owner=_OWNER)
+        outcome = as_numeric(data[outcome_name], outcome_name, None, owner=_OWNER)
+        check_finite(outcome, outcome_name, owner=_OWNER)
+        return uplift_report(outcome.astype(np.float64), treatment.astype(np.int64), self.cate(data),
                              k=k, n_bootstrap=n_bootstrap, random_state=self.random_state if random_state is None
                              else random_state)
 
@@ -289,10 +305,12 @@ def estimate_effect(
     :mod:`causalrec.effects.catalogue`, ``"auto"`` (choose among ``candidates`` by held-out R-score) or an
     unfitted EconML estimator instance. ``outcome_model`` / ``propensity_model`` are any scikit-learn
     regressor / classifier (default LightGBM), cloned and seeded per use; nuisances are cross-fitted with ``cv``
-    folds. ``use_ray`` distributes DML/DR cross-fitting with Ray.
+    folds (an int >= 2) and propensities clipped to ``[min_propensity, 1 - min_propensity]`` (``min_propensity``
+    in (0, 0.5)). ``use_ray`` distributes DML/DR cross-fitting with Ray.
     """
     if not 0 < alpha < 1:
         raise ValidationError("alpha", "in (0, 1)", repr(alpha), owner=_OWNER)
+    cv, min_propensity = check_cv(cv), check_min_propensity(min_propensity)
     problem = EffectProblem(treatment, outcome, tuple(confounders), tuple(effect_modifiers or ()), score)
     prepared = problem.prepare(data)
     y, t, features, controls = prepared.arrays()
@@ -302,7 +320,7 @@ def estimate_effect(
                    min_propensity=min_propensity, use_ray=use_ray)
 
     nuisances = cross_fit_nuisances(prepared.all_features(), y, t, outcome_model, propensity_model,
-                                    cv=max(cv, 2), min_propensity=min_propensity, random_state=random_state)
+                                    cv=cv, min_propensity=min_propensity, random_state=random_state)
     diagnostics, messages = _diagnostics(nuisances, t)
     diagnostics["n_positive_outcomes_exposed"] = int(np.sum((y > 0) & (t == 1)))
 

@@ -43,7 +43,14 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from causalrec._results import ResultMixin
-from causalrec.effects.catalogue import effect_arrays, fit_arrays, make_estimator, seeded
+from causalrec.effects.catalogue import (
+    check_cv,
+    check_min_propensity,
+    effect_arrays,
+    fit_arrays,
+    make_estimator,
+    seeded,
+)
 from causalrec.effects.uplift_metrics import _bootstrap_weights, _interval, _tie_groups
 
 logger = logging.getLogger(__name__)
@@ -104,6 +111,7 @@ def cross_fit_nuisances(
     random_state: int = 0,
 ) -> Nuisances:
     """Out-of-fold ``m, e, mu_1, mu_0`` with ``cv`` folds stratified on the exposure (see module docstring)."""
+    cv, min_propensity = check_cv(cv), check_min_propensity(min_propensity)
     n = len(y)
     outcome_mean, propensity = np.empty(n), np.empty(n)
     treated, control = np.empty(n), np.empty(n)

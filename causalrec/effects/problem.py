@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from causalrec._arrays import as_numeric, check_finite
 from causalrec.exceptions import ValidationError
 
 _OWNER = "effects"
@@ -68,7 +69,12 @@ class PreparedData:
                 controls_array)
 
     def encode(self, data: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-        """New rows encoded as these were, for the encoded column ``names`` (unseen categories -> all 0)."""
+        """New rows encoded as these were, for the encoded column ``names``.
+
+        Missing values and categories not seen in fitting are refused (ValidationError naming column and row).
+        """
+        if not isinstance(data, pd.DataFrame):
+            raise ValidationError("data", "a pandas DataFrame", type(data).__name__, owner=_OWNER)
         indicators = {f"{column}__{k}": (column, category) for column, categories in self.encoding.items()
                       for k, category in enumerate(categories) if k > 0}
         originals = list(dict.fromkeys(indicators[n][0] if n in indicators else n for n in names))
@@ -76,13 +82,29 @@ class PreparedData:
         if missing:
             raise ValidationError("columns", "the CATE model's features (effect modifiers; for meta-learners also "
                                   "the confounders)", f"missing {missing}", owner=_OWNER)
+        texts, numbers = {}, {}
+        for column in originals:
+            series = data[column]
+            if column in self.encoding:
+                bad = np.flatnonzero(series.isna().to_numpy())
+                if bad.size:
+                    raise ValidationError(column, "a category (no missing values)", repr(series.iloc[bad[0]]),
+                                          row=int(bad[0]), owner=_OWNER)
+                texts[column] = series.astype(str).to_numpy()
+                bad = np.flatnonzero(~np.isin(texts[column], self.encoding[column]))
+                if bad.size:
+                    raise ValidationError(column, f"one of the categories seen in fitting {self.encoding[column][:20]}",
+                                          repr(series.iloc[bad[0]]), row=int(bad[0]), owner=_OWNER)
+            else:
+                numbers[column] = as_numeric(series, column, None, owner=_OWNER).astype(np.float64)
+                check_finite(numbers[column], column, owner=_OWNER)
         columns = {}
         for name in names:
             if name in indicators:
                 column, category = indicators[name]
-                columns[name] = (data[column].astype(str).to_numpy() == category).astype(np.float64)
+                columns[name] = (texts[column] == category).astype(np.float64)
             else:
-                columns[name] = np.asarray(data[name], dtype=np.float64)
+                columns[name] = numbers[name]
         return pd.DataFrame(columns)
 
     def all_features(self) -> np.ndarray:
@@ -108,6 +130,14 @@ class EffectProblem:
             raise ValidationError("confounders", "at least one confounder (or a score)", "none", owner=_OWNER)
         if self.treatment == self.outcome:
             raise ValidationError("outcome", "a column other than the treatment", repr(self.outcome), owner=_OWNER)
+        roles = (("confounders", self.confounders), ("effect_modifiers", self.effect_modifiers),
+                 ("score", (self.score,) if self.score else ()))
+        for role, names in roles:
+            for name in names:
+                if name in (self.treatment, self.outcome):
+                    raise ValidationError(role, "columns other than the treatment and the outcome (treatment and "
+                                          "outcome cannot also be confounders, effect modifiers or the score)",
+                                          repr(name), owner=_OWNER)
 
     @property
     def adjustment_set(self) -> tuple[str, ...]:
@@ -151,12 +181,17 @@ class EffectProblem:
             raise ValidationError(self.treatment, "both exposed and unexposed rows", "a single value", owner=_OWNER)
         frame[self.treatment] = values.astype(np.int64)
         outcome = frame[self.outcome]
-        frame[self.outcome] = pd.to_numeric(outcome.astype(np.int64) if outcome.dtype == bool else outcome,
-                                            errors="coerce").astype(np.float64)
+        numeric = pd.to_numeric(outcome.astype(np.int64) if outcome.dtype == bool else outcome,
+                                errors="coerce").astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(numeric.to_numpy()))
+        if bad.size:  # reported with the value as given, not as coerced to NaN
+            raise ValidationError(self.outcome, "finite numbers (no NaN)", repr(outcome.iloc[bad[0]]),
+                                  row=int(bad[0]), owner=_OWNER)
+        frame[self.outcome] = numeric
 
         # Categorical columns become one indicator per category but the first (which would be collinear with
         # the intercept of a linear final stage), named ``column__<k>`` (graph-safe names); ``encoding`` maps
-        # each such column to its sorted categories. An unseen category encodes as the first one.
+        # each such column to its sorted categories. Missing categories are refused, as are unseen ones in ``encode``.
         encoding: dict[str, list[str]] = {}
         for column in dict.fromkeys([*self.adjustment_set, *self.modifiers]):
             series = frame[column]
@@ -166,6 +201,10 @@ class EffectProblem:
             if series.dtype == bool:
                 frame[column] = series.astype(np.int64)
             elif not pd.api.types.is_numeric_dtype(series):
+                bad = np.flatnonzero(series.isna().to_numpy())
+                if bad.size:
+                    raise ValidationError(column, "a category (no missing values)", repr(series.iloc[bad[0]]),
+                                          row=int(bad[0]), owner=_OWNER)
                 encoding[column] = sorted(series.astype(str).unique())
         for column, categories in encoding.items():
             text = frame.pop(column).astype(str)

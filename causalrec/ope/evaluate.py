@@ -610,7 +610,8 @@ def compare_policies(
                 warnings.warn(message, CausalrecWarning, stacklevel=2)
         prepared[name] = _prepare(feedback, target, template.needs_reward_model, reward_model, rewards, n_folds,
                                   random_state, alpha, pscore_model=None, fold_groups=fold_groups, fitted=fitted)
-    n_candidates = max(len(targets) - 1, 1)
+    # Bonferroni over the comparisons made: every target against the logging policy, or all but the baseline.
+    n_candidates = len(targets) if baseline not in targets else max(len(targets) - 1, 1)
     level = alpha / n_candidates if adjust == "bonferroni" else alpha
     values, differences = [], []
     on_policy = baseline not in prepared

@@ -220,9 +220,13 @@ def read_offline_evaluation(source: Mapping[str, Any] | str | os.PathLike) -> Of
 
 
 def baseline_value(evaluation: OfflineEvaluation, comparison: OfflineComparison) -> float | None:
-    """The baseline policy's estimated value by the comparison's estimator, when ``estimates`` carry it."""
+    """The baseline policy's estimated value by the comparison's estimator, when ``estimates`` carry it; for the
+    logging policy its on-policy mean (estimator ``"on-policy mean"``) serves whatever the comparison's estimator."""
     for estimate in evaluation.estimates:
         if estimate.policy == comparison.baseline and estimate.estimator == comparison.estimator:
+            return estimate.value
+    for estimate in evaluation.estimates:
+        if estimate.policy == comparison.baseline and estimate.estimator == "on-policy mean":
             return estimate.value
     return None
 

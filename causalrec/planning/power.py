@@ -425,7 +425,10 @@ class NormalTestDesign:
         if self.test == "z" and float(self.power(lower)) >= power:  # only for targets barely above alpha
             lower = closed * 1e-9
         if float(self.power(lower)) >= power:
-            raise fail(_OWNER, "effect", "small enough to need a t-test with at least 1 degree of freedom", self.shift)
+            # Reached below the smallest n the t-test allows: the effect is large or the target power barely above
+            # the per-comparison alpha; name both.
+            raise fail(_OWNER, "effect/power", "a combination that needs a t-test with at least 1 degree of freedom "
+                       f"(target power {power:g} is reached below n = {lower:g} per arm)", self.shift)
         upper = max(closed * 1.01 + 10.0, 2.0 * lower)
         while float(self.power(upper)) < power:
             upper *= 2.0
@@ -671,6 +674,7 @@ def statistical_power(
     )
     effect = absolute_effect(metric, mde_abs, mde_rel)
     design = build_test_design(metric, effect, settings)
+    _check_t_degrees_of_freedom(design, n_treatment)
     return PowerResult(
         settings=settings,
         effect_absolute=effect,
@@ -679,6 +683,14 @@ def statistical_power(
         n_control=n_treatment * settings.allocation_ratio,
         power=float(design.power(n_treatment)),
     )
+
+
+def _check_t_degrees_of_freedom(design, n_treatment: float) -> None:
+    """The t-test's ``n (1 + r) - 2`` degrees of freedom must be positive (its power is NaN otherwise)."""
+    if design.test == "t" and n_treatment * (1.0 + design.allocation_ratio) - 2.0 <= 0:
+        smallest = 2.0 / (1.0 + design.allocation_ratio)
+        raise fail(_OWNER, "n_treatment", f"above {smallest:g} units per arm, so that the t-test has n (1 + "
+                   "allocation_ratio) - 2 > 0 degrees of freedom", n_treatment)
 
 
 def power_function(metric: Metric, settings: DesignSettings) -> Callable[[float, float], float]:
@@ -724,7 +736,9 @@ def minimum_detectable_effect(
         limit = (1.0 - metric.baseline) if direction > 0 else -metric.baseline
         far_end = limit - direction * 1e-12 * max(1.0, abs(limit))
     else:
-        scale = math.sqrt(build_test_design(metric, direction, settings).alternative_unit_variance / n_treatment)
+        unit_design = build_test_design(metric, direction, settings)
+        _check_t_degrees_of_freedom(unit_design, n_treatment)
+        scale = math.sqrt(unit_design.alternative_unit_variance / n_treatment)
         far_end = start + direction * 60.0 * scale
 
     def gap(effect: float) -> float:

@@ -167,7 +167,7 @@ def crossing_probabilities(
 
 
 def _check_fractions(information_fractions: Sequence[float]) -> np.ndarray:
-    fractions = np.asarray(information_fractions, dtype=float)
+    fractions = np.array(information_fractions, dtype=float)  # a copy: the last value is set to 1 below
     if (
         fractions.ndim != 1
         or fractions.size < 1
