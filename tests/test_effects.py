@@ -21,6 +21,7 @@ from causalrec.data.simulate import make_world
 from causalrec.effects import (
     ESTIMATORS,
     EffectProblem,
+    cross_fit_nuisances,
     estimate_effect,
     make_estimator,
     r_loss,
@@ -138,8 +139,6 @@ def test_bool_treatment_categorical_features_and_validation(logs):
                              effect_modifiers=["segment", "z_0"], estimator="linear_dr", random_state=0)
     pd.testing.assert_frame_equal(rows, frame)
     assert result.cate(rows.iloc[:5]).shape == (5,)
-    unseen = rows.iloc[:5].assign(segment="never seen")  # encodes as the first (reference) category
-    np.testing.assert_allclose(result.cate(unseen), result.cate(unseen.assign(segment="high")))
     # Meta-learners read the confounders too (DoWhy hands them X = modifiers + confounders).
     meta = estimate_effect(rows, treatment="exposed", outcome="outcome", confounders=[*FEATURES, "segment"],
                            effect_modifiers=["segment"], estimator="t_learner", random_state=0, cv=2)
@@ -156,6 +155,109 @@ def test_bool_treatment_categorical_features_and_validation(logs):
     with pytest.raises(ValidationError, match="field 'region' must be a column that varies.*single value 'north'"):
         estimate_effect(rows.assign(region="north"), treatment="treatment", outcome="outcome",
                         confounders=[*FEATURES, "region"], estimator="linear_dr")
+
+
+@pytest.fixture(scope="module")
+def segment_rows(logs):
+    rows = logs.iloc[:1200].copy()
+    rows["segment"] = np.where(rows["x_0"] > 0, "high", "low")
+    return rows
+
+
+@pytest.fixture(scope="module")
+def segment_result(segment_rows):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        return estimate_effect(segment_rows, treatment="treatment", outcome="outcome",
+                               confounders=[*FEATURES, "segment"], effect_modifiers=["segment", "z_0"],
+                               estimator="linear_dr", random_state=0, cv=2)
+
+
+def test_min_propensity_must_be_in_the_open_interval_to_one_half(segment_rows):
+    options = dict(treatment="treatment", outcome="outcome", confounders=FEATURES, estimator="linear_dr")
+    # Propensities are clipped to [m, 1 - m] and divided by: m must be in (0, 0.5).
+    for bad in (0.7, 0.5, 0.0, -0.1, float("nan"), "0.1"):
+        with pytest.raises(ValidationError, match="field 'min_propensity'"):
+            estimate_effect(segment_rows, min_propensity=bad, **options)
+    with pytest.raises(ValidationError, match="field 'min_propensity'"):
+        make_estimator("linear_dr", min_propensity=0.6)
+
+
+def test_cv_must_be_at_least_two_folds(segment_rows):
+    options = dict(treatment="treatment", outcome="outcome", confounders=FEATURES, estimator="linear_dr")
+    # One fold would fit the nuisances in-sample: cv must be an integer >= 2.
+    for bad in (1, 0, -3, 2.5, True):
+        with pytest.raises(ValidationError, match="field 'cv' must be an integer >= 2"):
+            estimate_effect(segment_rows, cv=bad, **options)
+    with pytest.raises(ValidationError, match="field 'cv'"):
+        make_estimator("linear_dr", cv=1)
+    with pytest.raises(ValidationError, match="field 'cv'"):
+        cross_fit_nuisances(np.zeros((4, 1)), np.zeros(4), np.array([0, 1, 0, 1]), None, None, cv=1)
+
+
+def test_uplift_metrics_refuses_a_non_binary_treatment_before_any_cast(segment_rows, segment_result):
+    rows = segment_rows.iloc[:400].copy()
+    frame = rows.copy()
+    half = rows.assign(treatment=rows["treatment"].astype(float))
+    half.iloc[3, half.columns.get_loc("treatment")] = 0.5  # an int cast would make this a silent 0
+    with pytest.raises(ValidationError, match=r"field 'treatment' must be a binary.*found 0.5.*row: 3\)"):
+        segment_result.uplift_metrics(half, n_bootstrap=0)
+    words = rows.assign(treatment=rows["treatment"].map({1: "yes", 0: "no"}))
+    with pytest.raises(ValidationError, match="field 'treatment' must be numeric"):
+        segment_result.uplift_metrics(words, n_bootstrap=0)
+    # 0.0/1.0 floats and bools are the same exposure as 0/1 integers.
+    expected = segment_result.uplift_metrics(rows, n_bootstrap=0)
+    for same in (rows.assign(treatment=rows["treatment"].astype(float)),
+                 rows.assign(treatment=rows["treatment"].astype(bool))):
+        pd.testing.assert_frame_equal(segment_result.uplift_metrics(same, n_bootstrap=0), expected)
+    pd.testing.assert_frame_equal(rows, frame)
+
+
+def test_cate_on_new_rows_refuses_missing_values_and_unseen_categories(segment_rows, segment_result):
+    new = segment_rows.iloc[:6].copy().astype({"segment": object})
+    new.iloc[2, new.columns.get_loc("z_0")] = np.nan
+    frame = new.copy()
+    for method in (segment_result.cate, segment_result.cate_interval):
+        with pytest.raises(ValidationError, match=r"field 'z_0' must be finite.*row: 2\)"):
+            method(new)
+    pd.testing.assert_frame_equal(new, frame)
+    missing_segment = segment_rows.iloc[:6].copy().astype({"segment": object})
+    missing_segment.iloc[1, missing_segment.columns.get_loc("segment")] = np.nan
+    for method in (segment_result.cate, segment_result.cate_interval):
+        with pytest.raises(ValidationError, match=r"field 'segment' must be a category.*row: 1\)"):
+            method(missing_segment)
+    unseen = segment_rows.iloc[:6].assign(segment=["high", "low", "never seen", "high", "low", "high"])
+    with pytest.raises(ValidationError, match=r"field 'segment' must be one of the categories seen in fitting "
+                                              r"\['high', 'low'\]; found 'never seen'.*row: 2\)"):
+        segment_result.cate(unseen)
+
+
+def test_treatment_and_outcome_cannot_take_another_role():
+    role_error = "treatment and outcome cannot also be confounders, effect modifiers or the score"
+    for field, kwargs in (("confounders", dict(confounders=("x_0", "outcome"))),
+                          ("confounders", dict(confounders=("x_0", "treatment"))),
+                          ("effect_modifiers", dict(confounders=("x_0",), effect_modifiers=("treatment",))),
+                          ("score", dict(confounders=("x_0",), score="outcome"))):
+        with pytest.raises(ValidationError, match=f"field '{field}'.*{role_error}"):
+            EffectProblem("treatment", "outcome", **kwargs)
+
+
+def test_prepare_refuses_missing_categories_and_names_a_bad_outcome_value(segment_rows):
+    problem = EffectProblem("treatment", "outcome", ("x_0", "segment"))
+    rows = segment_rows.astype({"segment": object})
+    for missing in (np.nan, None):
+        frame = rows.copy()
+        frame.iloc[4, frame.columns.get_loc("segment")] = missing
+        with pytest.raises(ValidationError, match=r"field 'segment' must be a category.*row: 4\)"):
+            problem.prepare(frame)
+    categorical = rows.assign(segment=pd.Categorical(rows["segment"]))
+    categorical.iloc[4, categorical.columns.get_loc("segment")] = np.nan
+    with pytest.raises(ValidationError, match=r"field 'segment' must be a category.*row: 4\)"):
+        problem.prepare(categorical)
+    text = rows.astype({"outcome": object})
+    text.iloc[5, text.columns.get_loc("outcome")] = "oops"
+    with pytest.raises(ValidationError, match=r"field 'outcome' must be finite numbers.*found 'oops'.*row: 5\)"):
+        problem.prepare(text)
 
 
 def test_problem_declares_the_score_as_a_confounder_and_builds_the_backdoor_graph(logs):

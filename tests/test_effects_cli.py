@@ -44,3 +44,33 @@ def test_uplift_command_rejects_bad_input(tmp_path):
     assert result.exit_code == 2
     result = CliRunner().invoke(app, ["uplift", "--dataset", "nope"])
     assert result.exit_code == 2
+
+
+def _one_line(output: str) -> str:
+    return " ".join(output.split())  # rich wraps long messages at the console width
+
+
+def test_uplift_command_refuses_options_the_dataset_would_ignore(tmp_path):
+    # Hillstrom's treatment and confounders are built in: these options used to be dropped without a word.
+    for options, named in ((["--treatment", "history", "--confounders", "recency"], "--treatment and --confounders"),
+                           (["--confounders", "recency"], "--confounders"),
+                           (["--data", str(tmp_path / "rows.csv")], "--data")):
+        result = CliRunner().invoke(app, ["uplift", "--dataset", "hillstrom", *options, "--estimator", "linear_dr",
+                                          "--no-refute", "--holdout", "0"])
+        assert result.exit_code == 2, result.output
+        assert f"{named} cannot be used with --dataset hillstrom" in _one_line(result.output)
+
+
+def test_uplift_command_refuses_a_negative_holdout_and_too_few_folds(tmp_path):
+    logs = make_world(random_state=1, **WORLD).sample_exposure(300, random_state=2)
+    path = tmp_path / "exposure.csv"
+    logs.to_csv(path, index=False)
+    base = ["uplift", "--data", str(path), "--treatment", "treatment", "--outcome", "outcome",
+            "--confounders", "x_0,x_1", "--estimator", "linear_dr", "--no-refute"]
+    result = CliRunner().invoke(app, [*base, "--holdout", "-0.2"])
+    assert result.exit_code == 2, result.output
+    assert "--holdout must be in [0, 1); got -0.2" in _one_line(result.output)
+    for cv in ("0", "1"):
+        result = CliRunner().invoke(app, [*base, "--cv", cv])
+        assert result.exit_code == 2, result.output
+        assert f"field 'cv' must be an integer >= 2 (cross-fitting folds); found {cv}" in _one_line(result.output)

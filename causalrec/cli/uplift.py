@@ -27,15 +27,17 @@ def uplift(
     confounders: str = typer.Option("", help="Comma-separated columns that drove exposure and outcome."),
     effect_modifiers: str = typer.Option("", help="Comma-separated CATE features (default: the confounders)."),
     score: str | None = typer.Option(None, help="Column with the score of the ranker that decided exposure."),
-    dataset: str | None = typer.Option(None, help="Built-in data set instead of --data: 'hillstrom'."),
+    dataset: str | None = typer.Option(None, help="Built-in data set instead of --data: 'hillstrom' (treatment "
+                                                  "and confounders built in: not with --data, --treatment or "
+                                                  "--confounders)."),
     arm: str = typer.Option("mens", help="Hillstrom e-mail arm against no e-mail: mens or womens."),
     estimator: str = typer.Option("auto", help="auto, linear_dml, causal_forest_dml, linear_dr, forest_dr, "
                                                "t_learner, s_learner or x_learner."),
     candidates: str = typer.Option("", help="Comma-separated families that 'auto' chooses from (default set)."),
     cv: int = typer.Option(3, help="Cross-fitting folds of the nuisance models."),
-    holdout: float = typer.Option(-1.0, help="Share of rows held out to score the CATE ranking with uplift "
-                                             "metrics (valid for randomised exposure); default 0.3 for hillstrom, "
-                                             "0 otherwise."),
+    holdout: float | None = typer.Option(None, help="Share of rows in [0, 1) held out to score the CATE ranking "
+                                                    "with uplift metrics (valid for randomised exposure); default "
+                                                    "0.3 for hillstrom, 0 otherwise."),
     refute: bool = typer.Option(True, help="Run the refuters (placebo, random common cause, subset, bootstrap, "
                                            "unobserved confounder)."),
     simulations: int = typer.Option(2, help="Simulations per refuter (each refits the estimator)."),
@@ -52,16 +54,22 @@ def uplift(
         if dataset is not None:
             if dataset.lower() != "hillstrom":
                 raise fail(f"unknown --dataset {dataset!r}; available: hillstrom")
+            # --outcome, --effect-modifiers and --score are used with a built-in data set; these would be ignored.
+            given = [option for option, value in (("--data", data), ("--treatment", treatment),
+                                                  ("--confounders", confounders)) if value]
+            if given:
+                raise fail(f"{' and '.join(given)} cannot be used with --dataset {dataset}: its rows, treatment "
+                           "(email) and confounders are built in")
             from causalrec.effects.examples import HILLSTROM_CONFOUNDERS, hillstrom_arm
 
             frame = hillstrom_arm(arm)
             treatment, outcome = "email", outcome or "visit"
-            confounder_list, holdout = list(HILLSTROM_CONFOUNDERS), 0.3 if holdout < 0 else holdout
+            confounder_list, holdout = list(HILLSTROM_CONFOUNDERS), 0.3 if holdout is None else holdout
         else:
             if data is None or treatment is None or outcome is None:
                 raise fail("give --data, --treatment and --outcome (and --confounders), or --dataset")
             frame = _read_table(data)
-            confounder_list, holdout = split_names(confounders), max(holdout, 0.0)
+            confounder_list, holdout = split_names(confounders), 0.0 if holdout is None else holdout
         if not 0 <= holdout < 1:
             raise fail(f"--holdout must be in [0, 1); got {holdout}")
         rng = np.random.default_rng(seed)

@@ -147,7 +147,10 @@ class EffectResult(ResultMixin):
         return self._prepared.encode(data, self._model.wrapper._effect_modifier_names)
 
     def cate(self, data: pd.DataFrame | None = None) -> np.ndarray:
-        """Estimated effect of exposure for each row of ``data`` (default: the estimation rows)."""
+        """Estimated effect of exposure for each row of ``data`` (default: the estimation rows).
+
+        Missing values and categories not seen in fitting raise a ValidationError naming the column and row.
+        """
         frame = self._encoded(data)
         return np.asarray(self._model.wrapper.effect(frame), dtype=np.float64).ravel()
 
