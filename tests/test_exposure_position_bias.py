@@ -76,6 +76,22 @@ def test_examination_weights_invert_the_examination():
     np.testing.assert_allclose(examination_weights([4], THETA, clip=0.5), [2.0])
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"position": [0, -1]}, "position"),  # would wrap around to the last slot
+        ({"position": [0, 5]}, "position"),  # 5 slots: 0..4
+        ({"position": [0.5]}, "position"),
+        ({"position": [0], "clip": -0.1}, "clip"),
+        ({"position": [0], "clip": float("nan")}, "clip"),
+    ],
+)
+def test_examination_weights_refuse_bad_positions_and_clip(kwargs, field):
+    with pytest.raises(ValidationError) as error:
+        examination_weights(examination=THETA, **kwargs)
+    assert error.value.field == field
+
+
 def test_position_based_weights_are_exactly_unbiased_under_the_pbm():
     # Enumerate every (context, slot, item) cell once with its logging probability: the expectation of the
     # weighted reward is then an exact sum, and must equal the target's value under the PBM.

@@ -3,12 +3,15 @@ documented definitions, written out here row by row), and the libraries themselv
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from causalrec.effects.ranking import causal_dcg_at_k, causal_precision_at_k, ips_effect, top_k
 from causalrec.effects.uplift_metrics import auuc, qini_coefficient, qini_curve, uplift_at_k, uplift_curve
-from causalrec.exceptions import ValidationError
+from causalrec.exceptions import CausalrecWarning, ValidationError
 
 
 def _rct(n: int, seed: int, ties: bool = False):
@@ -43,20 +46,23 @@ def _reference_curves(y, t, score):
 
 
 def _reference_causalml_auuc(y, t, score):
-    """causalml ``auuc_score(normalize=True)``: cumulative gain (lift x n) over rows where both arms are present,
-    divided by its last value, averaged over those rows."""
+    """causalml ``auuc_score(normalize=True)`` as causalml 0.15 builds it (``get_cumlift`` / ``get_cumgain``): the
+    lift at row n is the treated minus the control mean of the first n rows (undefined while an arm is empty), a
+    row 0 with lift 0 is prepended, undefined lifts are filled by pandas' linear ``interpolate()``, the gain
+    ``lift * n`` is divided by ``|gain(N)|`` and summed over the N + 1 rows, then divided by N + 1."""
     order = np.argsort(-score, kind="mergesort")
     n_t = n_c = y_t = y_c = 0.0
-    gains = []
-    for n, i in enumerate(order, start=1):
+    lift = [0.0]
+    for i in order:
         if t[i]:
             n_t, y_t = n_t + 1, y_t + y[i]
         else:
             n_c, y_c = n_c + 1, y_c + y[i]
-        if n_t > 0 and n_c > 0:
-            gains.append((y_t / n_t - y_c / n_c) * n)
-    gains = np.array(gains)
-    return np.mean(gains / gains[-1])
+        lift.append(y_t / n_t - y_c / n_c if n_t > 0 and n_c > 0 else np.nan)
+    lift = pd.Series(lift).interpolate().to_numpy()
+    gain = lift * np.arange(len(lift))
+    gain = gain / abs(gain[-1])
+    return gain.sum() / len(gain)
 
 
 def _trapezoid(x, y):
@@ -127,6 +133,26 @@ def test_last_normalisation_matches_causalml_definition_on_untied_scores():
         _reference_causalml_auuc(y, t, score), rel=1e-9)
 
 
+def test_last_normalisation_matches_causalml_reference_values_recorded_by_h2o():
+    # H2O-3 AUUCTest.testAUUCNormalizedCompareCausalMl: causalml's normalised gains on these rows are
+    # [0, 0, 0, 0, 1, 0.6, 0.28, 0.85333, 1.26, 1] (rows 1..10) and the AUUC is their sum / (10 + 1).
+    y = np.array([0, 0, 0, 1, 1, 0, 0, 0, 1, 1])
+    t = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    score = np.array([0.1, -0.1, 0.2, 0.5, 0.55, 0.13, -0.2, 0.11, 0.3, 0.9])
+    gains = np.array([0, 0, 0, 0, 1, 0.6, 0.28, 0.85333, 1.26, 1])
+    assert auuc(y, t, score, normalize="last", n_bootstrap=0).value == pytest.approx(gains.sum() / 11, abs=1e-5)
+
+
+def test_last_normalisation_interpolates_the_rows_where_an_arm_is_empty():
+    # Rows by score: treated y=1, treated y=0, control y=0, treated y=1, control y=1. Lifts (causalml): rows 1-2
+    # undefined, row 3: 0.5 - 0 = 0.5, row 4: 2/3, row 5: 2/3 - 1/2 = 1/6; rows 1-2 interpolate 0 -> 0.5 over
+    # rows 0..3: 1/6, 1/3. Gains n * lift: 0, 1/6, 2/3, 3/2, 8/3, 5/6 -> sum / gain(5) / 6.
+    y, t, score = np.array([1, 0, 0, 1, 1]), np.array([1, 1, 0, 1, 0]), np.array([5.0, 4, 3, 2, 1])
+    gains = np.array([0, 1 / 6, 2 / 3, 3 / 2, 8 / 3, 5 / 6])
+    expected = gains.sum() / (5 / 6) / 6
+    assert auuc(y, t, score, normalize="last", n_bootstrap=0).value == pytest.approx(expected, rel=1e-12)
+
+
 def test_random_normalisation_in_closed_form_and_near_zero_for_random_scores():
     y, t, score = np.array([1, 0, 0, 1]), np.array([1, 0, 1, 0]), np.array([4.0, 3.0, 2.0, 1.0])
     # Qini points 0,1,1,1,0 over n = 0..4: area 3, random line ends at 0 -> (3 - 0) / 16.
@@ -149,6 +175,65 @@ def test_uplift_at_k_matches_scikit_uplift_definition():
     control_top = order[t[order] == 0][: int((t == 0).sum() * 0.3)]
     expected_by_group = y[treated_top].mean() - y[control_top].mean()
     assert uplift_at_k(y, t, score, k=0.3, strategy="by_group", n_bootstrap=0).value == pytest.approx(expected_by_group)
+
+
+def test_uplift_at_k_is_nan_when_the_top_k_lacks_an_arm():
+    # The top 3 rows by score are all treated: the control mean, hence uplift@3, is undefined (scikit-uplift: NaN).
+    y = np.array([1, 1, 0, 1, 0, 1, 0, 0])
+    t = np.array([1, 1, 1, 0, 0, 0, 1, 0])
+    score = np.arange(8.0)[::-1]
+    with pytest.warns(CausalrecWarning, match="no control row"):
+        estimate = uplift_at_k(y, t, score, k=3, n_bootstrap=50, random_state=0)
+    assert np.isnan(estimate.value) and "no control row" in estimate.note
+    # No replicate has a control row among the top 3 either: none is counted as 0.
+    assert estimate.n_undefined == 50 and np.isnan(estimate.ci_low) and np.isnan(estimate.ci_high)
+    with pytest.warns(CausalrecWarning, match="no treated row"):
+        assert np.isnan(uplift_at_k(y, 1 - t, score, k=3, n_bootstrap=0).value)
+
+
+def test_uplift_at_k_bootstrap_leaves_out_replicates_with_an_empty_arm():
+    # One control row (row 2) in the top 3: replicates that do not draw it have no control mean.
+    y = np.array([1.0, 0, 1, 1, 0, 1, 0, 0, 1, 0])
+    t = np.array([1, 1, 0, 1, 0, 0, 1, 0, 1, 0])
+    score = np.arange(10.0)[::-1]
+    n_bootstrap, seed = 400, 3
+    weights = np.random.default_rng(seed).multinomial(10, np.full(10, 0.1), size=n_bootstrap)
+    top = np.zeros(10)
+    top[:3] = 1.0
+    values = []
+    for w in weights * top:
+        if (w * t).sum() > 0 and (w * (1 - t)).sum() > 0:
+            values.append((w * t * y).sum() / (w * t).sum() - (w * (1 - t) * y).sum() / (w * (1 - t)).sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        estimate = uplift_at_k(y, t, score, k=3, n_bootstrap=n_bootstrap, random_state=seed)
+    assert estimate.value == pytest.approx(0.5 - 1.0)  # top 3: treated y = 1, 0; control y = 1
+    assert estimate.n_undefined == n_bootstrap - len(values) > 0
+    np.testing.assert_allclose([estimate.ci_low, estimate.ci_high], np.quantile(values, [0.025, 0.975]))
+
+
+def test_uplift_at_k_refuses_a_k_that_selects_no_row_or_more_than_an_arm():
+    y, t, score = np.array([1, 0, 1, 0, 1, 0, 1, 0]), np.array([1, 1, 0, 0, 0, 0, 0, 0]), np.arange(8.0)
+    calls = [
+        lambda: uplift_at_k(y, t, score, k=0.1, n_bootstrap=0),  # floor(0.8) = 0 rows
+        lambda: uplift_at_k(y, t, score, k=3, strategy="by_group", n_bootstrap=0),  # 2 treated rows
+        lambda: uplift_at_k(y, t, score, k=0.4, strategy="by_group", n_bootstrap=0),  # floor(0.8) treated rows
+        lambda: uplift_at_k(y, t, score, k=True, n_bootstrap=0),
+    ]
+    for call in calls:
+        with pytest.raises(ValidationError) as error:
+            call()
+        assert error.value.field == "k"
+
+
+def test_non_numeric_treatment_is_a_validation_error():
+    y, score = np.array([1, 0, 1, 0, 1, 0, 1, 0]), np.arange(8.0)
+    with pytest.raises(ValidationError) as error:
+        qini_coefficient(y, np.array(["yes", "no"] * 4), score, n_bootstrap=0)
+    assert error.value.field == "treatment"
+    with pytest.raises(ValidationError) as error:
+        auuc(["a"] * 8, np.array([1, 0] * 4), score, n_bootstrap=0)
+    assert error.value.field == "outcome"
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # scikit-uplift calls a deprecated scikit-learn helper

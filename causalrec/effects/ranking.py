@@ -15,7 +15,8 @@ Metrics over users ``u`` with a ranking ``pi_u`` of their candidate items (``pi_
 
     tau_hat(u, i) = Z Y / P - (1 - Z) Y / (1 - P)
 
-Propensities are clipped to ``[clip, 1 - clip]`` (a bias-variance trade, Sato et al. use the same device).
+Propensities are clipped to ``[clip, 1 - clip]``, ``0 <= clip < 0.5`` (a bias-variance trade, Sato et al. use the
+same device).
 Users with fewer than ``k`` candidates contribute their whole list (CP divides by ``k`` regardless). Ties in the
 ranking score are broken by row order (stable sort): give distinct scores if that matters. Intervals: normal
 intervals over users (each user's value is one independent term).
@@ -29,6 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from causalrec._arrays import as_numeric, check_finite
+from causalrec._checks import non_negative
 from causalrec._results import ResultMixin
 from causalrec.exceptions import ValidationError
 
@@ -103,17 +106,41 @@ def causal_dcg_at_k(users, scores, effects, k: int = 10, alpha: float = 0.05) ->
 
 
 def ips_effect(exposure, outcome, propensity, clip: float = 0.01) -> np.ndarray:
-    """Per-row IPS estimate of the effect of exposure: ``Z Y / P - (1 - Z) Y / (1 - P)`` (Sato et al. 2020)."""
-    z = np.asarray(exposure, dtype=np.float64).ravel()
-    y = np.asarray(outcome, dtype=np.float64).ravel()
-    p = np.clip(np.asarray(propensity, dtype=np.float64).ravel(), clip, 1 - clip)
+    """Per-row IPS estimate of the effect of exposure: ``Z Y / P - (1 - Z) Y / (1 - P)`` (Sato et al. 2020).
+
+    ``propensity`` holds probabilities in [0, 1], clipped to ``[clip, 1 - clip]`` with ``0 <= clip < 0.5``; with
+    ``clip = 0`` every propensity must lie in (0, 1), since the estimate divides by ``P`` and ``1 - P``.
+    """
+    clip = non_negative(_OWNER, "clip", clip)
+    if clip >= 0.5:
+        raise ValidationError("clip", "in [0, 0.5) (propensities are clipped to [clip, 1 - clip])", repr(clip),
+                              owner=_OWNER)
+    z, y, p = (_column(values, name) for values, name in
+               ((exposure, "exposure"), (outcome, "outcome"), (propensity, "propensity")))
     if not len(z) == len(y) == len(p):
         raise ValidationError("exposure/outcome/propensity", "arrays of one length", f"{len(z)}, {len(y)}, {len(p)}",
                               owner=_OWNER)
     bad = np.flatnonzero((z != 0) & (z != 1))
     if bad.size:
         raise ValidationError("exposure", "0/1 values", repr(z[bad[0]]), row=int(bad[0]), owner=_OWNER)
+    check_finite(y, "outcome", owner=_OWNER)
+    check_finite(p, "propensity", owner=_OWNER)
+    outside = (p < 0) | (p > 1)
+    if clip == 0:
+        outside |= (p == 0) | (p == 1)
+    bad = np.flatnonzero(outside)
+    if bad.size:
+        expected = "probabilities in [0, 1]" if clip > 0 else "probabilities in (0, 1) when clip = 0"
+        raise ValidationError("propensity", expected, repr(p[bad[0]]), row=int(bad[0]), owner=_OWNER)
+    p = np.clip(p, clip, 1 - clip)
     return z * y / p - (1 - z) * y / (1 - p)
+
+
+def _column(values, name: str) -> np.ndarray:
+    if isinstance(values, pd.DataFrame | pd.Series):
+        values = values.to_numpy()
+    array = np.asarray(values)
+    return as_numeric(array.reshape(-1) if array.ndim > 1 else array, name, None, owner=_OWNER).astype(np.float64)
 
 
 def top_k(users, items, scores, k: int = 10) -> pd.DataFrame:

@@ -21,7 +21,8 @@ refuter                           what changes                                 r
 ``unobserved_common_cause``       a simulated confounder ``U ~ N(0, 1)`` takes  no p-value: passes if the effect keeps
                                   over a share ``kappa`` of exposure decisions  its sign at every strength; the E-value
                                   (``T = 1{U > q}`` keeping the exposure rate)  (VanderWeele & Ding 2017) of the risk
-                                  and adds ``kappa * sd(Y) * U`` to the outcome ratio is reported alongside
+                                  and adds ``kappa * sd(Y) * U`` to the outcome ratio is reported alongside (binary
+                                                                               0/1 outcomes only; NaN otherwise)
 ================================  ===========================================  ======================================
 
 Passing proves nothing: these checks catch some bugs and some fragility, never an unobserved confounder.
@@ -116,14 +117,24 @@ def _within_distribution(original: float, simulated: np.ndarray) -> float:
     return float(2 * stats.t.sf(statistic, df=count - 1))
 
 
-def _e_value(result: EffectResult) -> float:
-    """E-value of the risk ratio implied by the ATE and the mean control outcome (binary outcome)."""
+def _e_value(result: EffectResult) -> tuple[float, str]:
+    """E-value (VanderWeele & Ding 2017) of the risk ratio implied by the ATE and the mean control outcome, with a
+    note when it is not reported (NaN).
+
+    Only for a binary 0/1 outcome: for another outcome ``(mean_0 + ATE) / mean_0`` is no risk ratio and changes
+    with a constant shift of ``Y``.
+    """
+    outcome = result._prepared.frame[result._prepared.outcome].to_numpy(np.float64)
+    if not np.isin(outcome, (0.0, 1.0)).all():
+        return float("nan"), "not reported: the outcome is not binary 0/1 (the E-value of a risk ratio needs risks)"
     baseline = float(np.mean(result._nuisances.outcome_control))
-    if baseline <= 0 or baseline + result.ate <= 0:
-        return float("nan")
-    ratio = (baseline + result.ate) / baseline
+    treated = baseline + result.ate
+    if not (0 < baseline <= 1 and 0 < treated <= 1):
+        return float("nan"), (f"not reported: the implied risks {baseline:.3g} (unexposed) and {treated:.3g} "
+                              "(exposed) are not both in (0, 1]")
+    ratio = treated / baseline
     ratio = 1 / ratio if ratio < 1 else ratio
-    return float(ratio + np.sqrt(ratio * (ratio - 1)))
+    return float(ratio + np.sqrt(ratio * (ratio - 1))), ""
 
 
 def refute_estimate(
@@ -202,12 +213,14 @@ def refute_estimate(
             simulated = np.asarray(values)
             p_value = float("nan")
             passed = bool(np.all(np.sign(simulated) == np.sign(original)))
-            e_value = _e_value(result)
+            e_value, e_value_note = _e_value(result)
             settings["e_value"] = e_value
+            settings["e_value_note"] = e_value_note
             reading = (", ".join(f"kappa {k:g}: {v:.4g}" for k, v in zip(strengths, simulated, strict=True))
                        + ("; the sign holds" if passed else "; the sign flips")
-                       + f"; E-value of the risk ratio {e_value:.3g} (an unobserved confounder would need risk "
-                         "ratios this large with both exposure and outcome to explain the effect away)")
+                       + (f"; E-value of the risk ratio {e_value:.3g} (an unobserved confounder would need risk "
+                          "ratios this large with both exposure and outcome to explain the effect away)"
+                          if np.isfinite(e_value) else f"; E-value {e_value_note}"))
         else:
             if method == "random_common_cause":
                 def draw(frame, rng):

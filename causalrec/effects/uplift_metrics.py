@@ -26,24 +26,29 @@ curve ``C``. Normalisations (the ``normalize`` argument of :func:`auuc` and :fun
   scikit-uplift's ``uplift_auc_score`` and ``qini_auc_score`` (Radcliffe's normalised Qini); 1 is perfect and 0
   random. Binary outcome only. The perfect Qini curve allows negative effects (scikit-uplift's default
   ``negative_effect=True``).
-* ``"last"``: the average over rows ``n = 1..N`` of ``C(n) / |C(N)|``, counting only ``n`` where both arms are
-  non-empty; inside a tie group the curve is interpolated linearly. This is causalml's ``auuc_score`` (its
-  ``normalize=True`` scaling) on untied data. It does not subtract the random line.
+* ``"last"``: causalml's ``auuc_score`` (``normalize=True``, causalml 0.15). The lift ``L(n) = U(n) / n`` is set
+  to 0 at ``n = 0``, taken from the curve at every tie-group end where both arms are non-empty, and interpolated
+  linearly in ``n`` at the other rows (causalml's ``interpolate()``, which fills the leading rows where one arm is
+  still empty); the gain ``n L(n) / |U(N)|`` is summed over ``n = 0..N`` and divided by ``N + 1``. On untied
+  scores this is causalml's number (tests: H2O-3's recorded causalml reference). No random line is subtracted.
 
 Intervals are percentile bootstrap intervals over rows, vectorised: each replicate is a multinomial weight
 vector over rows, and all replicates' curves come from one cumulative sum over a (replicates x rows) matrix.
-The ranking and the tie groups are held fixed (the score is a given function of the features).
+The ranking and the tie groups are held fixed (the score is a given function of the features). Replicates where
+the metric is undefined (NaN) are left out of the interval and counted in ``n_undefined``.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from causalrec._arrays import as_numeric, check_finite
 from causalrec._results import ResultMixin
-from causalrec.exceptions import ValidationError
+from causalrec.exceptions import CausalrecWarning, ValidationError
 
 _OWNER = "uplift_metrics"
 NORMALIZATIONS = ("random", "perfect", "last")
@@ -71,7 +76,10 @@ class UpliftCurve(ResultMixin):
 
 @dataclass(frozen=True)
 class MetricEstimate(ResultMixin):
-    """A metric's point value with a ``1 - alpha`` percentile-bootstrap interval (NaN without bootstrap)."""
+    """A metric's point value with a ``1 - alpha`` percentile-bootstrap interval (NaN without bootstrap).
+
+    ``n_undefined`` replicates had an undefined (NaN) value and are not in the interval; ``note`` says why a value
+    is NaN."""
 
     metric: str
     value: float
@@ -80,28 +88,32 @@ class MetricEstimate(ResultMixin):
     normalization: str
     n_bootstrap: int
     alpha: float
+    n_undefined: int = 0
+    note: str = ""
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([self._row()])
 
 
 # --------------------------------------------------------------------------------------------- input checks
+def _column(values, name: str) -> np.ndarray:
+    if isinstance(values, pd.DataFrame | pd.Series):
+        values = values.to_numpy()
+    array = np.asarray(values)
+    return as_numeric(array.reshape(-1) if array.ndim > 1 else array, name, None, owner=_OWNER).astype(np.float64)
+
+
 def _check(outcome, treatment, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    y = np.asarray(outcome, dtype=np.float64).ravel()
-    t = np.asarray(treatment).ravel()
-    s = np.asarray(score, dtype=np.float64).ravel()
+    y, t, s = _column(outcome, "outcome"), _column(treatment, "treatment"), _column(score, "score")
     if not (len(y) == len(t) == len(s)):
         raise ValidationError("outcome/treatment/score", "arrays of one length", f"{len(y)}, {len(t)}, {len(s)}", owner=_OWNER)
     if len(y) < 2:
         raise ValidationError("outcome", "at least 2 rows", f"{len(y)}", owner=_OWNER)
-    t = t.astype(np.float64)
     bad = np.flatnonzero((t != 0) & (t != 1))
     if bad.size:
         raise ValidationError("treatment", "0/1 values", repr(t[bad[0]]), row=int(bad[0]), owner=_OWNER)
-    for name, array in (("outcome", y), ("score", s)):
-        bad = np.flatnonzero(~np.isfinite(array))
-        if bad.size:
-            raise ValidationError(name, "finite numbers", repr(array[bad[0]]), row=int(bad[0]), owner=_OWNER)
+    check_finite(y, "outcome", owner=_OWNER)
+    check_finite(s, "score", owner=_OWNER)
     if t.sum() == 0 or t.sum() == len(t):
         raise ValidationError("treatment", "both treated and control rows", f"only {int(t[0])}", owner=_OWNER)
     return y, t, s
@@ -146,18 +158,22 @@ def _excess_area(n: np.ndarray, value: np.ndarray) -> np.ndarray:
     return _trapezoid(n, value) - total * value[:, -1] / 2.0
 
 
-def _mean_over_rows(n, value, both_arms_seen) -> np.ndarray:
-    """Per-row mean of the curve (tie groups interpolated linearly), over rows where both arms were seen.
+def _causalml_auuc(n, value, both_arms_seen) -> float:
+    """causalml's ``auuc_score(normalize=True)`` of one curve (module docstring), on the row grid ``0..N``.
 
-    Evaluated on the grid of row positions ``1..N`` (multinomial bootstrap weights are integers, so a weighted
-    sample is a sample with repeated rows and the same grid applies).
+    Multinomial bootstrap weights are integers, so a weighted sample is a sample with repeated rows and the same
+    grid applies; a group of zero weight repeats the previous point and changes nothing.
     """
-    grid = np.arange(1, int(round(n[-1])) + 1, dtype=np.float64)
-    interpolated = np.interp(grid, n, value)
-    seen = np.interp(grid, n[1:], both_arms_seen.astype(np.float64), left=0.0) >= 1.0
-    if not seen.any() or value[-1] == 0:
+    if not both_arms_seen[-1] or value[-1] == 0:
         return np.nan
-    return float(np.mean(interpolated[seen]) / abs(value[-1]))
+    ends = n[1:][both_arms_seen]
+    known_n = np.r_[0.0, ends]
+    known_lift = np.r_[0.0, value[1:][both_arms_seen] / ends]
+    keep = np.r_[True, np.diff(known_n) > 0]  # zero-weight groups repeat a point
+    known_n, known_lift = known_n[keep], known_lift[keep]
+    grid = np.arange(0, int(round(n[-1])) + 1, dtype=np.float64)
+    gain = np.interp(grid, known_n, known_lift) * grid
+    return float(gain.sum() / abs(value[-1]) / len(grid))
 
 
 def _perfect_score(y: np.ndarray, t: np.ndarray, kind: str) -> np.ndarray:
@@ -223,22 +239,35 @@ def _area_metric(kind, outcome, treatment, score, normalize, n_bootstrap, alpha,
             n_best, value_best = _curves(y, t, perfect_order, perfect_starts, weights, kind)
             best = _excess_area(n_best, value_best)
             return np.divide(_excess_area(n, value), best, out=np.full_like(best, np.nan), where=best != 0)
-        # "last": per-row mean; weights are multinomial counts, so each row repeats ``weight`` times.
+        # "last": causalml's per-row construction; weights are multinomial counts (rows repeat ``weight`` times).
         results = np.empty(weights.shape[0])
         for b in range(weights.shape[0]):
             w = weights[b]
             seen = _both_arms_seen(t, order, starts, w)
-            results[b] = _mean_over_rows(n[b], value[b], seen)
+            results[b] = _causalml_auuc(n[b], value[b], seen)
         return results
 
     point = float(statistic(np.ones((1, len(y))))[0])
-    low = high = np.nan
-    if n_bootstrap:
-        rng = np.random.default_rng(random_state)
-        replicates = np.concatenate([statistic(w) for w in _bootstrap_weights(len(y), n_bootstrap, rng)])
-        low, high = _interval(replicates, alpha)
+    low, high, n_undefined = _bootstrap(statistic, len(y), n_bootstrap, alpha, random_state)
     name = "auuc" if kind == "uplift" else "qini_coefficient"
-    return MetricEstimate(name, point, low, high, normalize, int(n_bootstrap), alpha)
+    notes = []
+    if not np.isfinite(point):
+        notes.append("undefined: " + ("the uplift curve ends at 0 (U(N) = 0)" if normalize == "last" else
+                                      "the perfect curve has no area above the random line"))
+    if n_undefined:
+        notes.append(f"{n_undefined} of {int(n_bootstrap)} bootstrap replicates were undefined and left out of "
+                     "the interval")
+    return MetricEstimate(name, point, low, high, normalize, int(n_bootstrap), alpha, n_undefined, "; ".join(notes))
+
+
+def _bootstrap(statistic, n_rows: int, n_bootstrap: int, alpha: float, random_state) -> tuple[float, float, int]:
+    """Percentile interval of ``statistic`` over bootstrap replicates, and the number of NaN replicates."""
+    if not n_bootstrap:
+        return np.nan, np.nan, 0
+    rng = np.random.default_rng(random_state)
+    replicates = np.concatenate([statistic(w) for w in _bootstrap_weights(n_rows, n_bootstrap, rng)])
+    low, high = _interval(replicates, alpha)
+    return low, high, int(np.sum(~np.isfinite(replicates)))
 
 
 def _both_arms_seen(t, order, starts, w) -> np.ndarray:
@@ -259,7 +288,7 @@ def auuc(
     """Area under the uplift curve, normalised as ``normalize`` says (module docstring), with a bootstrap interval.
 
     ``normalize="perfect"`` equals scikit-uplift's ``uplift_auc_score``; ``normalize="last"`` equals causalml's
-    ``auuc_score`` on untied scores. ``"last"`` bootstraps with a Python loop over replicates (slower).
+    ``auuc_score(normalize=True)`` on untied scores. ``"last"`` bootstraps with a Python loop (slower).
     """
     return _area_metric("uplift", outcome, treatment, score, normalize, n_bootstrap, alpha, random_state)
 
@@ -297,48 +326,68 @@ def uplift_at_k(
     two strategies). A tie group straddling the cut enters with a fractional weight (its share of the remaining
     slots spread evenly over its rows), so the value is order-independent; on untied scores it equals
     scikit-uplift's ``uplift_at_k``.
+
+    A ``k`` that selects no row (of an arm, for ``"by_group"``) or more rows than an arm holds (``"by_group"``)
+    raises a ValidationError. If the top ``k`` holds no treated or no control row, the uplift is undefined: the
+    value is NaN (as scikit-uplift), ``note`` says why and a CausalrecWarning is emitted. Bootstrap replicates
+    with an empty arm are left out of the interval and counted in ``n_undefined``.
     """
     y, t, s = _check(outcome, treatment, score)
     if strategy not in ("overall", "by_group"):
         raise ValidationError("strategy", "'overall' or 'by_group'", repr(strategy), owner=_OWNER)
     n_rows = len(y)
-    if isinstance(k, float | np.floating) and not 0 < k < 1:
+    fraction = isinstance(k, float | np.floating)
+    if isinstance(k, bool | np.bool_) or not (fraction or isinstance(k, int | np.integer)):
         raise ValidationError("k", "a fraction in (0, 1) or a positive row count", repr(k), owner=_OWNER)
-    if not isinstance(k, float | np.floating) and not 0 < k < n_rows:
-        raise ValidationError("k", f"a row count in (0, {n_rows})", repr(k), owner=_OWNER)
+    if fraction and not 0 < k < 1:
+        raise ValidationError("k", "a fraction in (0, 1) or a positive row count", repr(k), owner=_OWNER)
+    groups = ({"the population": np.ones(n_rows, bool)} if strategy == "overall"
+              else {"the treated arm": t == 1, "the control arm": t == 0})
+    if not fraction:
+        limit = n_rows - 1 if strategy == "overall" else int(min(members.sum() for members in groups.values()))
+        where = "" if strategy == "overall" else " (the smaller arm's size, strategy='by_group')"
+        if not 1 <= k <= limit:
+            raise ValidationError("k", f"a row count in [1, {limit}]{where}", repr(k), owner=_OWNER)
+    for group, members in groups.items():
+        if fraction and int(members.sum() * k) < 1:
+            raise ValidationError("k", f"a fraction selecting at least one row of {group} "
+                                  f"(floor(k * {int(members.sum())}) = 0)", repr(k), owner=_OWNER)
 
     def top_mask(members: np.ndarray) -> np.ndarray:
-        """Fractional membership of the top ``k`` among ``members`` (boolean mask)."""
+        """Fractional membership of the top ``k`` among ``members`` (boolean mask); selects 1..len rows."""
         index = np.flatnonzero(members)
-        size = int(len(index) * k) if isinstance(k, float | np.floating) else int(k)
+        size = int(len(index) * k) if fraction else int(k)
         mask = np.zeros(n_rows)
         scores = s[index]
-        above = scores > np.sort(scores)[::-1][size - 1] if size > 0 else np.zeros(len(index), bool)
-        threshold_rows = scores == np.sort(scores)[::-1][size - 1] if size > 0 else np.zeros(len(index), bool)
+        cut = np.sort(scores)[::-1][size - 1]
+        above, threshold_rows = scores > cut, scores == cut
         mask[index[above]] = 1.0
-        remaining = size - above.sum()
-        if threshold_rows.any():
-            mask[index[threshold_rows]] = remaining / threshold_rows.sum()
+        mask[index[threshold_rows]] = (size - above.sum()) / threshold_rows.sum()
         return mask
 
-    if strategy == "overall":
-        mask = top_mask(np.ones(n_rows, bool))
-    else:
-        mask = top_mask(t == 1) + top_mask(t == 0)
+    mask = sum(top_mask(members) for members in groups.values())
 
     def statistic(weights: np.ndarray) -> np.ndarray:
         wm = weights * mask
-        treated = _safe_ratio((wm * t * y).sum(axis=1), (wm * t).sum(axis=1))
-        control = _safe_ratio((wm * (1 - t) * y).sum(axis=1), (wm * (1 - t)).sum(axis=1))
-        return treated - control
+        n_treated, n_control = (wm * t).sum(axis=1), (wm * (1 - t)).sum(axis=1)
+        defined = (n_treated > 0) & (n_control > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = (wm * t * y).sum(axis=1) / n_treated - (wm * (1 - t) * y).sum(axis=1) / n_control
+        return np.where(defined, value, np.nan)
 
     point = float(statistic(np.ones((1, n_rows)))[0])
-    low = high = np.nan
-    if n_bootstrap:
-        rng = np.random.default_rng(random_state)
-        replicates = np.concatenate([statistic(w) for w in _bootstrap_weights(n_rows, n_bootstrap, rng)])
-        low, high = _interval(replicates, alpha)
-    return MetricEstimate(f"uplift_at_{k}", point, low, high, strategy, int(n_bootstrap), alpha)
+    low, high, n_undefined = _bootstrap(statistic, n_rows, n_bootstrap, alpha, random_state)
+    notes = []
+    if not np.isfinite(point):
+        empty = "treated" if not (mask * t).sum() > 0 else "control"
+        notes.append(f"undefined: the top k = {k} rows by score hold no {empty} row")
+    if n_undefined:
+        notes.append(f"{n_undefined} of {int(n_bootstrap)} bootstrap replicates had no treated or no control row "
+                     "in the top k and were left out of the interval")
+    note = "; ".join(notes)
+    if note:
+        warnings.warn(f"uplift_at_k: {note}", CausalrecWarning, stacklevel=2)
+    return MetricEstimate(f"uplift_at_{k}", point, low, high, strategy, int(n_bootstrap), alpha, n_undefined, note)
 
 
 def uplift_report(

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from causalrec._arrays import as_numeric, check_finite
 from causalrec.exceptions import ValidationError
 from causalrec.exposure.weighting import check_propensity, estimate_risk
 
@@ -47,8 +48,10 @@ def debiased_mse(
     ``estimator``: ``naive`` (plain mean), ``ips`` (``sum e / p / n_total``, unbiased; needs ``n_total``, the
     number of cells) or ``snips`` (``sum e / p / sum 1 / p``).
     """
-    y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
-    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    y_true = as_numeric(np.asarray(y_true).reshape(-1), "y_true", None, owner=_OWNER).astype(np.float64)
+    y_pred = as_numeric(np.asarray(y_pred).reshape(-1), "y_pred", None, owner=_OWNER).astype(np.float64)
+    check_finite(y_true, "y_true", owner=_OWNER)
+    check_finite(y_pred, "y_pred", owner=_OWNER)
     if y_true.shape != y_pred.shape:
         raise ValidationError("y_pred", f"one prediction per rating ({len(y_true)})", f"{len(y_pred)}", owner=_OWNER)
     return estimate_risk((y_true - y_pred) ** 2, propensity, estimator, n_total, clip=clip)

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from causalrec._arrays import as_index
+from causalrec._checks import positive
 from causalrec._results import ResultMixin, to_jsonable
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import ValidationError
@@ -299,13 +301,19 @@ def _check_examination(examination, n_positions: int) -> np.ndarray:
 
 def examination_weights(position: np.ndarray, examination, clip: float | None = None) -> np.ndarray:
     """``1 / theta_{l_i}`` (relative to slot 0), the inverse-propensity weight of a click at slot ``l_i`` for
-    learning or evaluating relevance from clicks (Joachims et al. 2017); ``clip`` bounds ``theta`` from below."""
-    position = np.asarray(position, dtype=np.int64)
+    learning or evaluating relevance from clicks (Joachims et al. 2017); ``clip`` (positive) bounds ``theta`` from
+    below. Positions are integer slot indices ``0..n_slots - 1``; negative ones never wrap around."""
     theta = np.asarray(getattr(examination, "examination", examination), dtype=np.float64)
     theta = _check_examination(theta, len(theta))
+    shape = np.shape(position)
+    position = as_index(np.reshape(position, -1), "position", None, owner=_OWNER)
+    outside = np.flatnonzero((position < 0) | (position >= len(theta)))
+    if outside.size:
+        raise ValidationError("position", f"slot indices in 0..{len(theta) - 1} (one examination per slot)",
+                              repr(position[outside[0]]), int(outside[0]), owner=_OWNER)
     if clip is not None:
-        theta = np.maximum(theta, clip)
-    return 1.0 / theta[position]
+        theta = np.maximum(theta, positive(_OWNER, "clip", clip))
+    return (1.0 / theta[position]).reshape(shape)
 
 
 def position_based_weights(

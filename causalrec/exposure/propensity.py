@@ -43,6 +43,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 from sklearn.base import clone
 
+from causalrec._checks import finite_number
 from causalrec._results import ResultMixin, to_jsonable
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import CausalrecWarning, ValidationError
@@ -415,8 +416,10 @@ def estimate_logging_propensities(
     """
     if not isinstance(feedback, LoggedFeedback):
         raise ValidationError("feedback", "a LoggedFeedback", type(feedback).__name__, owner=_OWNER)
-    if clip is not None and not (isinstance(clip, int | float) and 0 < clip <= 1):
-        raise ValidationError("clip", "None or a lower bound in (0, 1]", repr(clip), owner=_OWNER)
+    if clip is not None:
+        clip = finite_number(_OWNER, "clip", clip)
+        if not 0 < clip <= 1:
+            raise ValidationError("clip", "None or a lower bound in (0, 1]", repr(clip), owner=_OWNER)
     classifier = None
     if isinstance(method, str):
         if method not in METHODS:

@@ -31,10 +31,33 @@ from __future__ import annotations
 
 import numpy as np
 
+from causalrec._arrays import as_numeric, check_finite
+from causalrec._checks import finite_number
 from causalrec.exceptions import ValidationError
 
 _OWNER = "exposure.weighting"
 LOSS_ESTIMATORS = ("naive", "ips", "snips", "dr")
+
+
+def _finite(values, name: str, n_rows: int | None = None, flatten: bool = False) -> np.ndarray:
+    """A finite float array (flattened if asked; of ``n_rows`` values if given), or a ValidationError."""
+    array = np.asarray(values)
+    array = as_numeric(array.reshape(-1) if flatten else array, name, None, owner=_OWNER).astype(np.float64)
+    if n_rows is not None and len(array) != n_rows:
+        raise ValidationError(name, f"one value per observed cell ({n_rows}, as 'errors')", f"{len(array)} values",
+                              owner=_OWNER)
+    check_finite(array, name, owner=_OWNER)
+    return array
+
+
+def _n_total(n_total, n_observed: int) -> float:
+    if n_total is None:
+        raise ValidationError("n_total", f"the number of cells N >= {n_observed} observed", "None", owner=_OWNER)
+    number = finite_number(_OWNER, "n_total", n_total)
+    if number < max(n_observed, 1):
+        raise ValidationError("n_total", f"the number of cells N >= {n_observed} observed", repr(n_total),
+                              owner=_OWNER)
+    return number
 
 
 def check_propensity(propensity, name: str = "propensity", n_rows: int | None = None) -> np.ndarray:
@@ -121,9 +144,10 @@ def estimate_risk(
 
     ``estimator`` is one of ``naive, ips, snips, dr`` (formulas in the module docstring). ``ips`` and ``dr``
     need ``n_total = N``; ``dr`` needs the imputed errors of all ``N`` cells (``imputed_errors_all``, any shape)
-    and of the observed cells (``imputed_errors_observed``, aligned with ``errors``).
+    and of the observed cells (``imputed_errors_observed``, aligned with ``errors``). Losses and imputed errors
+    must be finite (a NaN is refused, not propagated).
     """
-    errors = np.asarray(errors, dtype=np.float64)
+    errors = _finite(errors, "errors")
     if estimator not in LOSS_ESTIMATORS:
         raise ValidationError("estimator", f"one of {LOSS_ESTIMATORS}", repr(estimator), owner=_OWNER)
     if estimator == "naive":
@@ -133,19 +157,18 @@ def estimate_risk(
     weight = inverse_propensity_weights(check_propensity(propensity, n_rows=len(errors)), clip)
     if estimator == "snips":
         return float(np.sum(weight * errors) / np.sum(weight))
-    if n_total is None or n_total < len(errors):
-        raise ValidationError("n_total", f"the number of cells N >= {len(errors)} observed", repr(n_total),
-                              owner=_OWNER)
+    n_total = _n_total(n_total, len(errors))
     if estimator == "ips":
         return float(np.sum(weight * errors) / n_total)
     if imputed_errors_all is None or imputed_errors_observed is None:
         raise ValidationError("imputed_errors_all", "given (with imputed_errors_observed) for 'dr'", "None",
                               owner=_OWNER)
-    imputed_all = np.asarray(imputed_errors_all, dtype=np.float64)
+    imputed_all = _finite(imputed_errors_all, "imputed_errors_all", flatten=True)
     if imputed_all.size != n_total:
         raise ValidationError("imputed_errors_all", f"one value per cell (N = {n_total})", f"{imputed_all.size}",
                               owner=_OWNER)
-    correction = weight * (errors - np.asarray(imputed_errors_observed, dtype=np.float64))
+    imputed_observed = _finite(imputed_errors_observed, "imputed_errors_observed", n_rows=len(errors))
+    correction = weight * (errors - imputed_observed)
     return float((imputed_all.sum() + correction.sum()) / n_total)
 
 
@@ -161,7 +184,11 @@ def ips_risk_variance(errors_all: np.ndarray, propensity_all: np.ndarray) -> flo
 def clipping_bias(errors: np.ndarray, propensity: np.ndarray, clip: float, n_total: int) -> float:
     """Plug-in estimate of the bias that clipping at ``clip`` adds to the IPS risk:
     ``-(1 / N) sum_{observed, p < c} (e / p) (1 - p / c)`` (the clipped minus the unclipped estimate)."""
-    errors = np.asarray(errors, dtype=np.float64)
+    errors = _finite(errors, "errors")
     propensity = check_propensity(propensity, n_rows=len(errors))
+    if clip is None:
+        raise ValidationError("clip", "a lower bound in (0, 1]", "None", owner=_OWNER)
+    clip_propensity(propensity, clip)  # validates clip
+    n_total = _n_total(n_total, len(errors))
     below = propensity < clip
     return float(-np.sum(errors[below] / propensity[below] * (1 - propensity[below] / clip)) / n_total)
