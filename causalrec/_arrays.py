@@ -121,3 +121,11 @@ def item_indices(values, field: str, row: int | None, owner: str, n_items: int |
         raise ValidationError(field, f"item indices below n_items = {n_items}", f"{array[array >= n_items][0]!r}",
                               row, owner=owner)
     return array.astype(np.int64)
+
+
+def check_padding_value(value, n_items: int, owner: str) -> int:
+    """The value that pads a 2-D array of histories: an integer that is not an item index (e.g. -1)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or 0 <= value < n_items:
+        raise ValidationError("padding_value", f"an integer outside the item indices [0, {n_items}) (e.g. -1)",
+                              repr(value), owner=owner)
+    return int(value)

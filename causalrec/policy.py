@@ -21,12 +21,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from numbers import Integral
 
 import numpy as np
 import pandas as pd
 
 from causalrec._arrays import as_index, as_numeric
+from causalrec._checks import positive_integer
 from causalrec.exceptions import ValidationError
 
 _OWNER = "ActionDistribution"
@@ -384,8 +384,7 @@ def softmax(scores: np.ndarray, temperature: float = 1.0, n_positions: int = 1) 
     """``pi(a | x) proportional to exp(score / temperature)``, drawn independently at each slot."""
     if not temperature > 0:
         raise ValidationError("temperature", "a positive number", f"{temperature!r}", owner="policy")
-    if isinstance(n_positions, bool) or not isinstance(n_positions, Integral) or n_positions < 1:
-        raise ValidationError("n_positions", "an integer >= 1", repr(n_positions), owner="policy")
+    positive_integer("policy", "n_positions", n_positions)
     scores = _scores(scores)
     # Centre before dividing: a tiny temperature then sends the non-maximal scores to -inf (weight 0) instead of
     # overflowing every score to inf (inf - inf = NaN).

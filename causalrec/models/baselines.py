@@ -22,8 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
-from causalrec._arrays import item_indices
-from causalrec.exceptions import ValidationError
+from causalrec._arrays import check_padding_value, item_indices
+from causalrec._checks import positive_integer
 
 
 def _sequences(sequences, field: str, owner: str, n_items: int | None = None, padding: int = -1) -> list[np.ndarray]:
@@ -54,18 +54,14 @@ class _SequenceBaseline(BaseEstimator):
 
         ``k`` must be an integer >= 1; a ``k`` above ``n_items`` returns all ``n_items`` items, as
         :meth:`TransformerRecommender.recommend` does."""
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ValidationError("k", "an integer >= 1", repr(k), owner=type(self).__name__)
+        positive_integer(type(self).__name__, "k", k)
         scores = self.score(histories)
         return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
     def _histories(self, histories, padding_value: int) -> list[np.ndarray]:
         """Histories as item-index lists: a sequence of lists, or a 2-D array padded with ``padding_value``
         (either side), as :meth:`TransformerRecommender.score` accepts; ids outside ``[0, n_items_)`` are refused."""
-        if (isinstance(padding_value, bool) or not isinstance(padding_value, int | np.integer)
-                or 0 <= padding_value < self.n_items_):
-            raise ValidationError("padding_value", f"an integer outside the item indices [0, {self.n_items_}) "
-                                  "(e.g. -1)", repr(padding_value), owner=type(self).__name__)
+        check_padding_value(padding_value, self.n_items_, type(self).__name__)
         return _sequences(histories, "histories", type(self).__name__, self.n_items_, padding_value)
 
     def score(self, histories, *, padding_value: int = -1) -> np.ndarray:  # pragma: no cover - abstract

@@ -28,12 +28,13 @@ Heads:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from numbers import Integral, Real
+from numbers import Real
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from causalrec._checks import positive_integer
 from causalrec.exceptions import ValidationError
 
 ARCHITECTURES = ("gpt2", "bert")
@@ -69,9 +70,7 @@ class NetworkSpec:
         if self.architecture not in ARCHITECTURES:
             raise ValidationError("architecture", f"one of {ARCHITECTURES}", repr(self.architecture), owner="network")
         for name in ("hidden_size", "n_layers", "n_heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValidationError(name, "an integer >= 1", repr(value), owner="network")
+            positive_integer("network", name, getattr(self, name))
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, Real) or not 0 <= self.dropout < 1:
             raise ValidationError("dropout", "a probability in [0, 1)", repr(self.dropout), owner="network")
         if self.hidden_size % self.n_heads:

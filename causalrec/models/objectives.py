@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from causalrec._checks import positive_integer
 from causalrec.exceptions import ValidationError
 from causalrec.models.network import IGNORE_INDEX, RecommenderNetwork
 
@@ -67,13 +67,9 @@ def build_sequence_tables(
     token is an item of the *next basket*, which is what next-basket prediction asks; without, the next item.
     With ``n_items``, the windows' older-item profiles are computed too.
     """
-    if isinstance(max_history, bool) or not isinstance(max_history, Integral) or max_history < 1:
-        raise ValidationError("max_history", "an integer >= 1 (tokens per window)", repr(max_history), owner="fit")
-    if max_windows_per_user is not None and (isinstance(max_windows_per_user, bool)
-                                             or not isinstance(max_windows_per_user, Integral)
-                                             or max_windows_per_user < 1):
-        raise ValidationError("max_windows_per_user", "None or an integer >= 1", repr(max_windows_per_user),
-                              owner="fit")
+    positive_integer("fit", "max_history", max_history)  # 0 used to loop forever
+    if max_windows_per_user is not None:
+        positive_integer("fit", "max_windows_per_user", max_windows_per_user)
     lengths = np.array([len(s) for s in sequences], dtype=np.int64)
     offsets = np.r_[0, np.cumsum(lengths)]
     tokens = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences]) if len(sequences) else np.zeros(0)

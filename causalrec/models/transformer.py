@@ -42,7 +42,8 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from causalrec import policy as policy_module
-from causalrec._arrays import as_numeric, check_finite
+from causalrec._arrays import as_numeric, check_finite, check_padding_value
+from causalrec._checks import positive_integer
 from causalrec.exceptions import ValidationError
 from causalrec.models.network import NetworkSpec, RecommenderNetwork
 from causalrec.models.objectives import (
@@ -50,7 +51,6 @@ from causalrec.models.objectives import (
     OutcomeObjective,
     OutcomeRows,
     build_sequence_tables,
-    check_validation_metric,
     history_profiles,
     pad_histories,
 )
@@ -377,10 +377,6 @@ class TransformerRecommender(_TransformerEstimator):
         them, each user's last basket (or last item) is held out.
         """
         owner = type(self).__name__
-        check_validation_metric(self.validation_metric)
-        if isinstance(self.max_history, bool) or not isinstance(self.max_history, Integral) or self.max_history < 1:
-            raise ValidationError("max_history", "an integer >= 1 (tokens the model reads)", repr(self.max_history),
-                                  owner=owner)
         sequences = _as_lists(sequences, owner)
         baskets = None if baskets is None else [np.asarray(b).reshape(-1) for b in baskets]
         if not sequences:
@@ -504,10 +500,7 @@ class TransformerRecommender(_TransformerEstimator):
         of the older items."""
         pad = self.n_items_
         owner = type(self).__name__
-        if (isinstance(padding_value, bool) or not isinstance(padding_value, Integral)
-                or 0 <= padding_value < self.n_items_):
-            raise ValidationError("padding_value", f"an integer outside the item indices [0, {self.n_items_}) "
-                                  "(e.g. -1)", repr(padding_value), owner=owner)
+        check_padding_value(padding_value, self.n_items_, owner)
         if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
             padded = _item_indices(sequences, owner, None)  # 1.5 is refused, never read as item 1
             is_pad = padded == padding_value
@@ -544,8 +537,7 @@ class TransformerRecommender(_TransformerEstimator):
         """
         self._check_fitted()
         owner = type(self).__name__
-        if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
-            raise ValidationError("batch_size", "an integer >= 1", repr(batch_size), owner=owner)
+        positive_integer(owner, "batch_size", batch_size)
         histories, profiles = self._histories(sequences, padding_side, padding_value)
         if (context is None) != (self.context_mean_ is None):
             raise ValidationError("context", "given exactly when the model was fitted with context",
@@ -573,7 +565,7 @@ class TransformerRecommender(_TransformerEstimator):
                   exclude_seen: bool = False) -> np.ndarray:
         """Top ``k`` item indices per user, best first (ties: lower item index first); all items when ``k``
         exceeds the catalogue."""
-        _check_k(k, type(self).__name__)
+        positive_integer(type(self).__name__, "k", k)
         scores = self.score(sequences, context).astype(np.float64)
         if exclude_seen:
             for row, sequence in enumerate(_as_lists(sequences)):
@@ -595,12 +587,6 @@ def _as_lists(sequences, owner: str = "TransformerRecommender", field: str = "se
     if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
         return [row[row != -1] for row in _item_indices(sequences, owner, None, field)]
     return [_item_indices(s, owner, row, field).reshape(-1) for row, s in enumerate(sequences)]
-
-
-def _check_k(k, owner: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
-        raise ValidationError("k", "an integer >= 1 (items per row)", repr(k), owner=owner)
-    return int(k)
 
 
 def _context_rows(context, field: str, n_rows: int | None, n_columns: int | None, owner: str) -> np.ndarray:
@@ -1110,7 +1096,7 @@ class TransformerClickModel(ClassifierMixin, _TabularTransformer):
 
     def recommend(self, context: np.ndarray, k: int = 1, position: int = 0) -> np.ndarray:
         """Top ``k`` actions per context row by predicted probability (ties: lower action index first)."""
-        _check_k(k, type(self).__name__)
+        positive_integer(type(self).__name__, "k", k)
         return np.argsort(-self.score_actions(context, position), axis=1, kind="stable")[:, :k]
 
     def policy(self, context: np.ndarray, kind: str = "greedy", n_positions: int = 1, *, temperature: float = 1.0,
