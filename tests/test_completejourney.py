@@ -91,6 +91,19 @@ def test_purchase_sequences_item_cap_and_validation():
     assert error.value.field == "transactions"
 
 
+@pytest.mark.parametrize("bad", [0, -1, 2.5])
+def test_max_households_must_be_a_positive_integer(bad):
+    # 0 ended in a misleading "no households with >= 3 baskets", -1 in numpy's "negative dimensions".
+    with pytest.raises(ValidationError) as error:
+        cj.purchase_sequences(min_item_count=1, max_households=bad, transactions=_transactions())
+    assert error.value.field == "max_households"
+
+
+def test_transactions_must_be_a_dataframe():
+    with pytest.raises(ValidationError, match="a pandas DataFrame; found dict"):  # was an AttributeError
+        cj.purchase_sequences(min_item_count=1, transactions=_transactions().to_dict())
+
+
 def test_purchase_sequences_on_the_shipped_data():
     data = cj.purchase_sequences(min_item_count=50, max_items=300, max_households=40, random_state=1)
     assert data.n_items == 300 and data.n_households == 40

@@ -651,3 +651,119 @@ def test_missing_data_names_the_variable_and_the_expected_path(loader, expected_
     monkeypatch.setenv("CAUSALREC_DATA_DIR", str(tmp_path))
     with pytest.raises(DatasetNotFoundError, match="lacks"):
         loader()
+
+
+# ---------------------------------------------------------------------------------------------- malformed files
+def _fake_obd_folder(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    _write_fake_obd(root / "obd-sample")
+    return root
+
+
+def _rewrite_men_logs(root: Path, change) -> None:
+    path = root / "obd-sample" / "random" / "men" / "men.csv"
+    change(pd.read_csv(path, index_col=0)).to_csv(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "found"),
+    [
+        (lambda logs: logs.drop(columns="click"), "columns", "no ['click']"),  # was a bare KeyError 'click'
+        (lambda logs: logs.assign(timestamp=logs["timestamp"].where(logs.index != 3, "yesterday")), "timestamp",
+         "yesterday"),  # was pandas' ValueError without the file
+        (lambda logs: logs.assign(propensity_score=logs["propensity_score"].where(logs.index != 4, 0.0)),
+         "propensity_score", "0.0"),  # was "LoggedFeedback: field 'pscore'", no file
+    ],
+)
+def test_malformed_obd_file_names_the_file_and_column(tmp_path, change, field, found):
+    root = _fake_obd_folder(tmp_path)
+    _rewrite_men_logs(root, change)
+    with pytest.raises(ValidationError) as caught:
+        load_open_bandit("random", "men", data_dir=root, download=False, cache_dir=tmp_path / "cache")
+    message = str(caught.value)
+    assert str(root / "obd-sample" / "random" / "men" / "men.csv") in message
+    assert caught.value.field == field and found in message
+
+
+def test_obd_errors_count_rows_as_in_the_file(tmp_path):
+    root = _fake_obd_folder(tmp_path)
+
+    def reverse_time_and_break_last_click(logs):
+        logs = logs.iloc[::-1].reset_index(drop=True)  # newest first: the loader's time sort reverses rows
+        logs.loc[len(logs) - 1, "click"] = np.nan
+        return logs
+
+    _rewrite_men_logs(root, reverse_time_and_break_last_click)
+    with pytest.raises(ValidationError, match="field 'click'") as caught:
+        load_open_bandit("random", "men", data_dir=root, download=False, cache_dir=tmp_path / "cache")
+    assert caught.value.row == 29  # the file's last row, not row 0 of the time-sorted logs
+
+
+def test_obd_prior_without_alpha_is_a_validation_error(tmp_path):
+    root = _fake_obd_folder(tmp_path)
+    path = root / "obd-sample" / "prior_bts.yaml"
+    priors = yaml.safe_load(path.read_text(encoding="utf-8"))
+    priors["men"] = {"beta": priors["men"]["beta"]}
+    path.write_text(yaml.safe_dump(priors), encoding="utf-8")
+    with pytest.raises(ValidationError, match="'alpha' and 'beta'") as caught:  # was KeyError: 'alpha'
+        load_open_bandit("random", "men", data_dir=root, download=False, cache_dir=tmp_path / "cache")
+    assert str(path) in str(caught.value)
+
+
+def _hillstrom_frame(n_rows: int = 64_000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "recency": rng.integers(1, 13, n_rows), "history_segment": "1) $0 - $100",
+        "history": rng.uniform(29, 100, n_rows).round(2), "mens": rng.integers(0, 2, n_rows),
+        "womens": rng.integers(0, 2, n_rows), "zip_code": "Urban", "newbie": rng.integers(0, 2, n_rows),
+        "channel": "Web", "segment": rng.choice(["Mens E-Mail", "Womens E-Mail", "No E-Mail"], n_rows),
+        "visit": rng.integers(0, 2, n_rows), "conversion": 0, "spend": 0.0,
+    })  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "found"),
+    [
+        # Each of these loaded before: 0.5 was truncated to 0, NaN spend and 2 visits went into the arm means,
+        # and a truncated file gave arm means of a subsample.
+        (lambda frame: frame.astype({"visit": float}).assign(visit=lambda f: f["visit"].where(f.index != 5, 0.5)),
+         "visit", "0.5"),
+        (lambda frame: frame.assign(visit=frame["visit"].where(frame.index != 5, 2)), "visit", "0/1 flag"),
+        (lambda frame: frame.assign(spend=frame["spend"].where(frame.index != 5)), "spend", "NaN"),
+        (lambda frame: frame.iloc[:1000], "rows", "1,000 rows"),
+    ],
+)
+def test_malformed_hillstrom_file_is_refused(tmp_path, change, field, found):
+    folder = tmp_path / "hillstrom"
+    folder.mkdir()
+    _hillstrom_frame().to_csv(folder / "hillstrom.csv", index=False)
+    assert load_hillstrom(data_dir=tmp_path).shape == (64_000, 12)
+    change(_hillstrom_frame()).to_csv(folder / "hillstrom.csv", index=False)
+    with pytest.raises(ValidationError) as caught:
+        load_hillstrom(data_dir=tmp_path)
+    assert caught.value.field == field and found in str(caught.value)
+    assert str(folder / "hillstrom.csv") in str(caught.value)
+
+
+@pytest.mark.data
+def test_fractional_coat_rating_is_refused_not_truncated(tmp_path):
+    shared = _shared_folder("coat")
+    folder = tmp_path / "coat"
+    shutil.copytree(shared, folder)
+    folder.chmod(0o755)
+    matrix = np.loadtxt(shared / "train.ascii")
+    user, item = (int(i) for i in np.argwhere(matrix > 0)[0])
+    matrix[user, item] = 2.5  # loaded as a rating of 2 before
+    (folder / "train.ascii").chmod(0o644)
+    np.savetxt(folder / "train.ascii", matrix, fmt="%g")
+    with pytest.raises(ValidationError, match=f"found 2.5 at \\(user, item\\) = \\({user}, {item}\\)"):
+        load_coat(data_dir=tmp_path)
+
+
+def test_kuairec_file_with_a_header_names_the_file(tmp_path):
+    folder = tmp_path / "kuairec-random83"
+    folder.mkdir()
+    (folder / "random.txt").write_text("user_id,video_id,watch_ratio\n1,10,0.5\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="without a header") as caught:  # was pandas' ValueError
+        load_kuairec_random83(data_dir=tmp_path)
+    assert str(folder / "random.txt") in str(caught.value)

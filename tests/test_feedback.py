@@ -42,6 +42,10 @@ BAD_INPUTS = [
     ({"n_actions": 0}, "n_actions", "a positive integer", "0", None),
     ({"action": np.array([], dtype=int), "reward": np.array([])}, "action", "non-empty", "0 rows", None),
     ({"user_id": np.arange(4)}, "user_id", "length n_rounds = 6", "shape (4,)", None),
+    # Repeated names made to_parquet fail with pyarrow's "Duplicate column names"; a string was split into letters.
+    ({"context_names": ("a", "a")}, "context_names", "distinct names", "repeated ['a']", None),
+    ({"context_names": "ab"}, "context_names", "a sequence of column names", "the string 'ab'", None),
+    ({"metadata": ["not", "a", "mapping"]}, "metadata", "a mapping", "list", None),
 ]
 
 
@@ -178,6 +182,46 @@ def test_take_and_with_pscore_derive_new_objects():
     assert estimated.metadata["pscore_source"] == "logistic"
     assert feedback.pscore[0] == 0.25
     assert estimated.pscore[0] == 0.5
+
+
+def test_take_checks_masks_and_row_numbers():
+    feedback = LoggedFeedback(**_arrays(), user_id=np.arange(10, 16))
+    # A mask of another length used to select rows silently (np.flatnonzero ignores the length).
+    with pytest.raises(ValidationError, match="boolean mask of length n_rounds = 6; found shape \\(2,\\)"):
+        feedback.take(np.array([True, False]))
+    with pytest.raises(ValidationError, match=r"row numbers in \[0, n_rounds\) = \[0, 6\); found -1"):
+        feedback.take([0, -1])  # used to wrap around to the last row
+    with pytest.raises(ValidationError, match="found 6"):
+        feedback.take([6])
+    with pytest.raises(ValidationError, match="an empty selection"):
+        feedback.take([])
+    mask = np.array([True, False, True, False, False, True])
+    subset = feedback.take(mask)
+    for name in ("action", "reward", "position", "pscore", "context", "user_id"):
+        np.testing.assert_array_equal(getattr(subset, name), getattr(feedback, name)[[0, 2, 5]])
+    assert (subset.n_actions, subset.n_positions, subset.context_names) == (3, 2, feedback.context_names)
+
+
+def test_plain_parquet_keeps_user_id_and_timestamp_columns(tmp_path):
+    stamps = pd.to_datetime(["2020-01-01", "2020-01-02"])
+    frame = pd.DataFrame({"action": [0, 1], "reward": [1.0, 0.0], "user_id": [7, 8], "timestamp": stamps,
+                          "f1": [0.1, 0.2]})
+    frame.to_parquet(tmp_path / "plain.parquet")
+    feedback = LoggedFeedback.from_parquet(tmp_path / "plain.parquet")
+    np.testing.assert_array_equal(feedback.user_id, [7, 8])  # was silently dropped (neither role nor context)
+    np.testing.assert_array_equal(feedback.timestamp, stamps.to_numpy())
+    assert feedback.context_names == ("f1",)
+
+
+def test_context_given_as_one_string_is_refused():
+    frame = pd.DataFrame({"action": [0, 1], "reward": [1.0, 0.0], "x": [0.1, 0.2], "1": [0.0, 1.0]})
+    # A string was iterated letter by letter: here it silently took the columns 'x' and '1'.
+    with pytest.raises(ValidationError, match="field 'context' must be a list of column names"):
+        LoggedFeedback.from_dataframe(frame, context="x1")
+
+
+def test_metadata_none_means_empty():
+    assert dict(LoggedFeedback(**_arrays(), metadata=None).metadata) == {}
 
 
 def test_atomic_writes_get_ordinary_permissions(tmp_path):

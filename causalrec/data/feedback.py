@@ -160,9 +160,14 @@ class LoggedFeedback:
         if names is None:
             names = tuple(f"context_{j}" for j in range(context.shape[1]))
         else:
+            if isinstance(names, str):
+                raise _fail("context_names", "a sequence of column names", f"the string {names!r}")
             names = tuple(str(name) for name in names)
             if len(names) != context.shape[1]:
                 raise _fail("context_names", f"{context.shape[1]} names (one per context column)", f"{len(names)}")
+            if len(set(names)) != len(names):
+                repeated = sorted(pd.Index(names)[pd.Index(names).duplicated()].unique())
+                raise _fail("context_names", "distinct names", f"repeated {repeated[:10]}")
 
         for name in ("user_id", "timestamp"):
             values = getattr(self, name)
@@ -181,7 +186,10 @@ class LoggedFeedback:
         set_(self, "context", _frozen(context))
         set_(self, "context_names", names)
         set_(self, "action_context", None if action_context is None else _frozen(action_context))
-        set_(self, "metadata", MappingProxyType(dict(self.metadata)))
+        metadata = {} if self.metadata is None else self.metadata
+        if not isinstance(metadata, Mapping):
+            raise _fail("metadata", "a mapping (dict) or None", type(metadata).__name__)
+        set_(self, "metadata", MappingProxyType(dict(metadata)))
 
     # ------------------------------------------------------------------ basic facts
     @property
@@ -221,7 +229,17 @@ class LoggedFeedback:
         """A new ``LoggedFeedback`` with the given rows (in that order; repeats allowed, e.g. for a bootstrap)."""
         rows = np.asarray(rows)
         if rows.dtype == bool:
+            if rows.shape != (self.n_rounds,):
+                raise _fail("rows", f"a boolean mask of length n_rounds = {self.n_rounds}", f"shape {rows.shape}")
             rows = np.flatnonzero(rows)
+        else:
+            rows = as_index(rows, "rows", None, owner=_OWNER)
+            outside = (rows < 0) | (rows >= self.n_rounds)
+            if outside.any():
+                row = _first(outside)
+                raise _fail("rows", f"row numbers in [0, n_rounds) = [0, {self.n_rounds})", f"{rows[row]}", row)
+        if rows.size == 0:
+            raise _fail("rows", "at least one selected row", "an empty selection")
 
         def pick(values: np.ndarray | None) -> np.ndarray | None:
             return None if values is None else values[rows]
@@ -264,6 +282,8 @@ class LoggedFeedback:
         """Build from a DataFrame by naming its columns. ``context`` lists the feature columns."""
         if not isinstance(df, pd.DataFrame):
             raise _fail("df", "a pandas DataFrame", type(df).__name__)
+        if isinstance(context, str):
+            raise _fail("context", "a list of column names", f"the string {context!r} (write [{context!r}])")
         named = {"action": action, "reward": reward, "pscore": pscore, "position": position}
         named.update({"user_id": user_id, "timestamp": timestamp})
         missing = [f"{role}={col!r}" for role, col in named.items() if col is not None and col not in df.columns]
@@ -326,7 +346,8 @@ class LoggedFeedback:
             columns = roles
         if not columns:
             columns = {"context": [c for c in table.column_names if c not in _RESERVED]}
-            columns.update({role: role for role in ("pscore", "position") if role in table.column_names})
+            roles = ("pscore", "position", "user_id", "timestamp")
+            columns.update({role: role for role in roles if role in table.column_names})
         return cls.from_dataframe(table.to_pandas(), **columns)
 
     def to_parquet(self, path: str | os.PathLike) -> Path:

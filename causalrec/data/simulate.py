@@ -27,9 +27,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
+from causalrec._arrays import as_index, as_numeric, check_finite
+from causalrec._checks import positive_integer
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import ValidationError
-from causalrec.policy import ActionDistribution, TableDistribution
+from causalrec.policy import SUM_TOLERANCE, ActionDistribution, TableDistribution
 
 _OWNER = "simulate"
 
@@ -99,17 +101,34 @@ class SimulatedWorld:
         With ``users`` (and ``positions``) given, ``target`` has one round per logged row and the value is the
         mean over those rows of the expected reward at their user and slot (the conditional truth).
         """
+        # A target over other items or slots would be read at the wrong cells (a 1-slot table read at slot 1
+        # returns the next round's distribution), so the shapes must match the world's.
+        if not isinstance(target, ActionDistribution):
+            raise ValidationError("target", "an ActionDistribution (causalrec.policy)", type(target).__name__,
+                                  owner=_OWNER)
+        if target.n_actions != self.n_items:
+            raise ValidationError("target", f"a distribution over the world's {self.n_items} items",
+                                  f"{target.n_actions} actions", owner=_OWNER)
         mu = self.expected_reward()
         if users is None:
             if target.n_rounds != self.n_users:
                 raise ValidationError("target", f"{self.n_users} rounds (one per user)", f"{target.n_rounds}", owner=_OWNER)
+            if target.n_positions != self.n_positions:
+                raise ValidationError("target", f"a distribution over the world's {self.n_positions} slots",
+                                      f"{target.n_positions} slots", owner=_OWNER)
             total = 0.0
             for slot in range(self.n_positions):
                 rounds, actions, probs = target.support(np.full(target.n_rounds, slot))
                 total += float(np.sum(probs * mu[rounds, actions, slot]))
             return total / (self.n_users * self.n_positions)
-        users = np.asarray(users, dtype=np.int64)
-        positions = np.zeros_like(users) if positions is None else np.asarray(positions, dtype=np.int64)
+        users = as_index(users, "users", None, owner=_OWNER)
+        _check_range(users, "users", self.n_users, "a user index of the world")
+        if positions is None:
+            positions = np.zeros_like(users)
+        else:
+            positions = as_index(positions, "positions", len(users), owner=_OWNER)
+            n_slots = min(self.n_positions, target.n_positions)
+            _check_range(positions, "positions", n_slots, "a slot of the world and of the target")
         if target.n_rounds != len(users):
             raise ValidationError("target", f"{len(users)} rounds (one per row)", f"{target.n_rounds}", owner=_OWNER)
         rounds, actions, probs = target.support(positions)
@@ -123,10 +142,9 @@ class SimulatedWorld:
         logging_prob: np.ndarray | None = None,
     ) -> LoggedFeedback:
         """Draw ``n_rounds`` logged impressions under the logging policy (or ``logging_prob`` of shape (U, A))."""
-        if n_rounds < 1:
-            raise ValidationError("n_rounds", "a positive integer", f"{n_rounds}", owner=_OWNER)
+        n_rounds = positive_integer(_OWNER, "n_rounds", n_rounds)
+        probabilities = self.logging_prob if logging_prob is None else self._check_logging_prob(logging_prob)
         rng = _rng(random_state)
-        probabilities = self.logging_prob if logging_prob is None else np.asarray(logging_prob, dtype=np.float64)
         users = rng.integers(0, self.n_users, n_rounds)
         positions = rng.integers(0, self.n_positions, n_rounds)
         # Inverse-CDF sampling of one item per round from its user's distribution, vectorised.
@@ -150,6 +168,26 @@ class SimulatedWorld:
             metadata={"source": "causalrec.simulate", "logging": "softmax of noisy relevance"},
         )
 
+    def _check_logging_prob(self, logging_prob: np.ndarray) -> np.ndarray:
+        # The logged pscore is read from this table while items are drawn from its rows normalised: a row that
+        # does not sum to 1 would log propensities that differ from the probabilities actually sampled with.
+        table = as_numeric(logging_prob, "logging_prob", None, ndim=2, owner=_OWNER).astype(np.float64)
+        if table.shape != (self.n_users, self.n_items):
+            raise ValidationError("logging_prob", f"an array of shape (n_users, n_items) = ({self.n_users}, "
+                                  f"{self.n_items})", f"shape {table.shape}", owner=_OWNER)
+        check_finite(table, "logging_prob", owner=_OWNER)
+        if (table < 0).any():
+            row = int(np.flatnonzero((table < 0).any(axis=1))[0])
+            raise ValidationError("logging_prob", "non-negative probabilities", f"{table[row].min()!r}", row,
+                                  owner=_OWNER)
+        totals = table.sum(axis=1)
+        off = np.abs(totals - 1.0) > SUM_TOLERANCE
+        if off.any():
+            row = int(np.flatnonzero(off)[0])
+            raise ValidationError("logging_prob", "rows summing to 1 (one distribution over items per user)",
+                                  f"a row sum of {totals[row]:.6g}", row, owner=_OWNER)
+        return table
+
     def sample_exposure(self, n_rows: int, random_state: int | np.random.Generator | None = None) -> pd.DataFrame:
         """(user, item) pairs with a confounded exposure decision, the outcome, and the true effect.
 
@@ -158,6 +196,7 @@ class SimulatedWorld:
         ``user, item, score, treatment, outcome, propensity, true_effect, p0, p1`` and the user (``x_*``) and
         item (``z_*``) features.
         """
+        n_rows = positive_integer(_OWNER, "n_rows", n_rows)
         rng = _rng(random_state)
         users = rng.integers(0, self.n_users, n_rows)
         items = rng.integers(0, self.n_items, n_rows)
@@ -215,16 +254,22 @@ def make_world(
     logging softmax with a uniform choice, so every item has support. ``position_bias`` is the exponent of the
     examination curve ``(1 + l) ** -position_bias``.
     """
+    config = {k: v for k, v in locals().items() if k != "random_state"}
+    for name in ("n_users", "n_items", "n_positions", "n_user_features", "n_item_features"):
+        positive_integer(_OWNER, name, config[name])
+    for name, value in config.items():
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValidationError(name, "a finite number", repr(value), owner=_OWNER)
     checks = {
-        "n_users": n_users >= 1, "n_items": n_items >= 2, "n_positions": 1 <= n_positions <= n_items,
+        "n_items": n_items >= 2, "n_positions": n_positions <= n_items,
         "base_rate": 0 < base_rate < 1, "logging_temperature": logging_temperature > 0,
         "logging_epsilon": 0 <= logging_epsilon <= 1, "position_bias": position_bias >= 0,
-        "user_activity_scale": user_activity_scale >= 0,
+        "user_activity_scale": user_activity_scale >= 0, "logging_noise": logging_noise >= 0,
+        "popularity_scale": popularity_scale >= 0,
     }
     for name, valid in checks.items():
         if not valid:
-            raise ValidationError(name, "a valid value (see make_world's docstring)", repr(locals()[name]), owner=_OWNER)
-    config = {k: v for k, v in locals().items() if k not in {"checks", "random_state"}}
+            raise ValidationError(name, "a valid value (see make_world's docstring)", repr(config[name]), owner=_OWNER)
     rng = _rng(random_state)
     users = rng.normal(size=(n_users, n_user_features))
     items = rng.normal(size=(n_items, n_item_features))
@@ -262,3 +307,10 @@ def make_world(
         logging_prob=logging_prob,
         config=config,
     )
+
+
+def _check_range(values: np.ndarray, field_name: str, size: int, what: str) -> None:
+    outside = (values < 0) | (values >= size)
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise ValidationError(field_name, f"{what}, in [0, {size})", f"{values[row]}", row, owner=_OWNER)

@@ -99,11 +99,8 @@ class CoatDataset:
 def load_coat(*, data_dir: str | os.PathLike | None = None) -> CoatDataset:
     """Read the Coat data from ``<data_dir or $CAUSALREC_DATA_DIR>/coat/``."""
     folder = locate_dataset(DATASET_FOLDER, _FILES, data_dir)
-    train = _read_matrix(folder / "train.ascii", (N_USERS, N_ITEMS)).astype(np.int64)
-    test = _read_matrix(folder / "test.ascii", (N_USERS, N_ITEMS)).astype(np.int64)
-    for name, ratings in (("train", train), ("test", test)):
-        if not np.isin(ratings, np.arange(6)).all():
-            raise ValidationError(f"coat {name}.ascii", "ratings in 0..5 (0 = missing)", "other values")
+    train = _read_ratings(folder / "train.ascii")
+    test = _read_ratings(folder / "test.ascii")
     propensities = _read_matrix(folder / "propensities.ascii", (N_USERS, N_ITEMS))
     features = folder / "user_item_features"
     user_features = _read_matrix(features / "user_features.ascii", (N_USERS, None))
@@ -122,8 +119,23 @@ def load_coat(*, data_dir: str | os.PathLike | None = None) -> CoatDataset:
     )
 
 
+def _read_ratings(path: Path) -> np.ndarray:
+    # Checked before the integer cast, which would turn a 2.5 into a valid-looking 2.
+    matrix = _read_matrix(path, (N_USERS, N_ITEMS))
+    valid = np.isin(matrix, np.arange(6))
+    if not valid.all():
+        user, item = (int(index) for index in np.argwhere(~valid)[0])
+        raise ValidationError(f"coat {path.name}", "ratings in 0..5 (0 = missing)",
+                              f"{matrix[user, item]!r} at (user, item) = ({user}, {item})", user)
+    return matrix.astype(np.int64)
+
+
 def _read_matrix(path: Path, shape: tuple[int, int | None]) -> np.ndarray:
-    matrix = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    try:
+        matrix = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as error:
+        raise ValidationError(path.name, "a whitespace-separated numeric matrix", str(error).strip(),
+                              owner=str(path)) from None
     rows, columns = shape
     if matrix.shape[0] != rows or (columns is not None and matrix.shape[1] != columns):
         expected = f"{rows} x {columns if columns is not None else 'any'}"

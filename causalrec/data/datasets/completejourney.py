@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from causalrec._checks import positive_integer
 from causalrec.exceptions import ValidationError
 
 logger = logging.getLogger(__name__)
@@ -244,6 +245,9 @@ def purchase_sequences(
         raise ValidationError("min_item_count", "a positive integer", repr(min_item_count), owner=_OWNER)
     if max_items is not None and max_items < 1:
         raise ValidationError("max_items", "a positive integer or None", repr(max_items), owner=_OWNER)
+    if max_households is not None:
+        # 0 used to end in "no households with >= 3 baskets" and -1 in numpy's "negative dimensions".
+        max_households = positive_integer(_OWNER, "max_households", max_households)
     if min_baskets < 3:
         raise ValidationError(
             "min_baskets", "at least 3 (train, validation, test)", repr(min_baskets), owner=_OWNER
@@ -252,6 +256,8 @@ def purchase_sequences(
     if transactions is None:
         frame = load_complete_journey_table("transactions", columns=needed)
     else:
+        if not isinstance(transactions, pd.DataFrame):
+            raise ValidationError("transactions", "a pandas DataFrame", type(transactions).__name__, owner=_OWNER)
         missing = [column for column in needed if column not in transactions.columns]
         if missing:
             raise ValidationError("transactions", f"columns {needed}", f"missing {missing}", owner=_OWNER)

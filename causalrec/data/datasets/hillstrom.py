@@ -15,6 +15,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from causalrec._arrays import as_index, as_numeric, check_finite
 from causalrec.data.datasets._paths import locate_dataset
 from causalrec.exceptions import ValidationError
 
@@ -35,7 +36,9 @@ _LEVELS = {
     "segment": (CONTROL_ARM, "Mens E-Mail", "Womens E-Mail"),
 }  # fmt: skip
 _INTEGER_COLUMNS = ("recency", "mens", "womens", "newbie", "visit", "conversion")
+_FLAG_COLUMNS = ("mens", "womens", "newbie", "visit", "conversion")
 _FLOAT_COLUMNS = ("history", "spend")
+N_CUSTOMERS = 64_000
 
 
 def load_hillstrom(*, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -43,14 +46,24 @@ def load_hillstrom(*, data_dir: str | os.PathLike | None = None) -> pd.DataFrame
     categoricals with a fixed level order for ``history_segment`` (ordered by amount), ``zip_code``,
     ``channel`` and ``segment`` (the arm; the control level "No E-Mail" first).
 
-    The frame is a fresh object on every call; unexpected levels or missing columns raise ValidationError.
+    The frame is a fresh object on every call. Unexpected levels, missing columns, a row count other than
+    64,000, and missing, negative, fractional (in integer columns) or non-0/1 (in flags) values raise
+    ValidationError naming the file, the column and the first offending row.
     """
     folder = locate_dataset(DATASET_FOLDER, ["hillstrom.csv"], data_dir)
-    raw = pd.read_csv(folder / "hillstrom.csv")
+    path = folder / "hillstrom.csv"
+    try:
+        raw = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValidationError("file", "a readable CSV file", str(error).strip(), owner=str(path)) from None
     expected = [*_INTEGER_COLUMNS, *_FLOAT_COLUMNS, *_LEVELS]
     absent = [column for column in expected if column not in raw.columns]
     if absent:
         raise ValidationError("hillstrom.csv", f"the columns {expected}", f"no {absent}")
+    # A truncated file would still load and shift every arm mean, the ground truth this data set is for.
+    if len(raw) != N_CUSTOMERS:
+        raise ValidationError("rows", f"{N_CUSTOMERS:,} customers (one per row)", f"{len(raw):,} rows",
+                              owner=str(path))
     typed = {}
     for column in raw.columns:
         values = raw[column]
@@ -63,13 +76,28 @@ def load_hillstrom(*, data_dir: str | os.PathLike | None = None) -> pd.DataFrame
                 )
             ordered = column == "history_segment"
             typed[column] = pd.Categorical(values.astype(str), categories=list(levels), ordered=ordered)
-        elif column in _INTEGER_COLUMNS:
-            typed[column] = values.astype(np.int64)
-        elif column in _FLOAT_COLUMNS:
-            typed[column] = values.astype(np.float64)
+        elif column in _INTEGER_COLUMNS or column in _FLOAT_COLUMNS:
+            typed[column] = _numeric_column(values, column, path)
         else:
             typed[column] = values
     return pd.DataFrame(typed, columns=list(raw.columns))
+
+
+def _numeric_column(values: pd.Series, column: str, path) -> pd.Series:
+    """Finite, non-negative numbers; integer-valued (never truncated) and 0/1 where the column is a count or flag."""
+    owner = str(path)
+    array = as_numeric(values, column, None, owner=owner).astype(np.float64)
+    check_finite(array, column, owner=owner)
+    if (array < 0).any():
+        row = int(np.flatnonzero(array < 0)[0])
+        raise ValidationError(column, "a non-negative number", f"{array[row]!r}", row, owner=owner)
+    if column in _FLOAT_COLUMNS:
+        return pd.Series(array, index=values.index, name=column)
+    integers = as_index(array, column, None, owner=owner)
+    if column in _FLAG_COLUMNS and (integers > 1).any():
+        row = int(np.flatnonzero(integers > 1)[0])
+        raise ValidationError(column, "a 0/1 flag", f"{integers[row]}", row, owner=owner)
+    return pd.Series(integers, index=values.index, name=column)
 
 
 def hillstrom_treatments(frame: pd.DataFrame) -> pd.DataFrame:

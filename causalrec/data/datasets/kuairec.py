@@ -80,10 +80,16 @@ def load_kuairec_random83(*, data_dir: str | os.PathLike | None = None) -> KuaiR
     """
     folder = locate_dataset(DATASET_FOLDER, ["random.txt"], data_dir)
     path = folder / "random.txt"
-    raw = pd.read_csv(
-        path, header=None, names=["user_id", "video_id", "watch_ratio"],
-        dtype={"user_id": np.int64, "video_id": np.int64, "watch_ratio": np.float64},
-    )  # fmt: skip
+    try:
+        raw = pd.read_csv(
+            path, header=None, names=["user_id", "video_id", "watch_ratio"],
+            dtype={"user_id": np.int64, "video_id": np.int64, "watch_ratio": np.float64},
+        )  # fmt: skip
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise ValidationError("random.txt", "rows 'user_id,video_id,watch_ratio' without a header: two integer "
+                              "ids and a number", str(error).strip().splitlines()[0], owner=str(path)) from None
+    if raw.empty:
+        raise ValidationError("random.txt", "at least one rating", "an empty file", owner=str(path))
     ratio = raw["watch_ratio"].to_numpy()
     bad = ~np.isfinite(ratio) | (ratio < 0)
     if bad.any():

@@ -242,15 +242,20 @@ def _read_sample(
     folder: Path, source: str, behavior: str, campaign: str, include_affinity: bool
 ) -> OpenBanditDataset:
     log_path, item_path = (folder / relative for relative in _log_files(behavior, campaign))
-    logs = pd.read_csv(log_path, index_col=0)
-    item_context = pd.read_csv(item_path, index_col=0).set_index("item_id", drop=False).sort_index()
+    logs = _read_csv(log_path, ["timestamp", "item_id", "position", "click", "propensity_score"])
+    item_context = _read_csv(item_path, ["item_id", "item_feature_0"])
+    item_context = item_context.set_index("item_id", drop=False).sort_index()
     item_context.index.name = None
     n_actions = int(item_context.shape[0])
     if not np.array_equal(item_context["item_id"].to_numpy(), np.arange(n_actions)):
         raise ValidationError("item_id", f"the items 0..{n_actions - 1} in {item_path}", "gaps or repeats")
 
     # A stable sort keeps the file order among equal timestamps, so the row order is deterministic.
-    timestamp = pd.to_datetime(logs["timestamp"], utc=True, format="ISO8601").dt.tz_localize(None)
+    try:
+        timestamp = pd.to_datetime(logs["timestamp"], utc=True, format="ISO8601").dt.tz_localize(None)
+    except (ValueError, TypeError) as error:
+        raise ValidationError("timestamp", "ISO 8601 date-times (e.g. 2019-11-24 00:00:34.762830+00:00)",
+                              str(error).splitlines()[0], owner=str(log_path)) from None
     order = np.argsort(timestamp.to_numpy(), kind="stable")
     logs = logs.iloc[order].reset_index(drop=True)
     timestamp = timestamp.iloc[order].to_numpy().astype("datetime64[ns]")
@@ -258,7 +263,8 @@ def _read_sample(
     raw_position = logs["position"].to_numpy()
     if not np.isin(raw_position, np.arange(1, N_POSITIONS + 1)).all():
         row = int(np.flatnonzero(~np.isin(raw_position, np.arange(1, N_POSITIONS + 1)))[0])
-        raise ValidationError("position", "a slot in 1..3 in the raw file", f"{raw_position[row]!r}", row)
+        raise ValidationError("position", "a slot in 1..3 in the raw file", f"{raw_position[row]!r}",
+                              int(order[row]), owner=str(log_path))
     # OBP uses the dense rank minus one; with all three slots present (as in every file) that is position - 1,
     # which stays right even for a subset of rows that lacks a slot.
     position = raw_position.astype(np.int64) - 1
@@ -267,6 +273,10 @@ def _read_sample(
     context = pd.get_dummies(logs[user_columns].astype(str), drop_first=True, dtype=np.float64)
     if include_affinity:
         affinity_columns = [f"user-item_affinity_{item}" for item in range(n_actions)]
+        absent = [column for column in affinity_columns if column not in logs.columns]
+        if absent:
+            raise ValidationError("columns", f"the affinity columns {affinity_columns[0]}..{affinity_columns[-1]}",
+                                  f"no {absent[:5]}", owner=str(log_path))
         context = pd.concat([context, logs[affinity_columns].astype(np.float64)], axis=1)
 
     prior = _read_prior(folder / "prior_bts.yaml", campaign, n_actions)
@@ -279,19 +289,25 @@ def _read_sample(
         "path": str(log_path),
         "timestamp": "datetime64[ns], UTC",
     }
-    feedback = LoggedFeedback(
-        action=logs["item_id"].to_numpy(),
-        reward=logs["click"].to_numpy(),
-        n_actions=n_actions,
-        position=position,
-        pscore=logs["propensity_score"].to_numpy(),
-        context=context.to_numpy(),
-        context_names=tuple(context.columns),
-        action_context=item_action_context(item_context),
-        n_positions=N_POSITIONS,
-        timestamp=timestamp,
-        metadata=metadata,
-    )
+    try:
+        feedback = LoggedFeedback(
+            action=logs["item_id"].to_numpy(),
+            reward=logs["click"].to_numpy(),
+            n_actions=n_actions,
+            position=position,
+            pscore=logs["propensity_score"].to_numpy(),
+            context=context.to_numpy(),
+            context_names=tuple(context.columns),
+            action_context=item_action_context(item_context),
+            n_positions=N_POSITIONS,
+            timestamp=timestamp,
+            metadata=metadata,
+        )
+    except ValidationError as error:
+        # Name the file and its column, and count rows as in the file (the logs were sorted by time).
+        column = _RAW_COLUMNS.get(error.field, error.field)
+        row = None if error.row is None or error.field == "action_context" else int(order[error.row])
+        raise ValidationError(column, error.expected, error.found, row, owner=str(log_path)) from None
     logger.debug("Open Bandit %s/%s: %d rounds read from %s", behavior, campaign, feedback.n_rounds, log_path)
     return OpenBanditDataset(
         feedback=feedback,
@@ -323,12 +339,37 @@ def _read_prior(path: Path, campaign: str, n_actions: int) -> BetaPrior:
         priors = yaml.safe_load(stream)
     if not isinstance(priors, dict) or campaign not in priors:
         raise ValidationError("prior_bts.yaml", f"a mapping with the campaign {campaign!r}", f"{path}")
-    prior = BetaPrior(alpha=priors[campaign]["alpha"], beta=priors[campaign]["beta"])
+    entry = priors[campaign]
+    if not isinstance(entry, dict) or "alpha" not in entry or "beta" not in entry:
+        raise ValidationError(campaign, "a mapping with the keys 'alpha' and 'beta'", repr(entry)[:80], owner=str(path))
+    try:
+        prior = BetaPrior(alpha=entry["alpha"], beta=entry["beta"])
+    except (ValueError, TypeError) as error:
+        found = error.found if isinstance(error, ValidationError) else str(error)
+        raise ValidationError(campaign, "alpha and beta lists of finite positive numbers of equal length",
+                              found, owner=str(path)) from None
     if prior.n_actions != n_actions:
         raise ValidationError(
-            "prior_bts.yaml", f"{n_actions} alpha/beta values for {campaign!r}", f"{prior.n_actions}"
+            campaign, f"one alpha/beta value per item of item_context.csv ({n_actions} items)",
+            f"{prior.n_actions} values", owner=str(path)
         )
     return prior
+
+
+_RAW_COLUMNS = {"action": "item_id", "reward": "click", "pscore": "propensity_score"}
+
+
+def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+    """A CSV of the sample with its required columns, or a ValidationError naming the file."""
+    try:
+        frame = pd.read_csv(path, index_col=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValidationError("file", "a readable CSV file", str(error).strip(), owner=str(path)) from None
+    absent = [column for column in required if column not in frame.columns]
+    if absent:
+        raise ValidationError("columns", f"the columns {required}", f"no {absent} (it has {list(frame.columns)[:8]})",
+                              owner=str(path))
+    return frame
 
 
 # ---------------------------------------------------------------------------------------------- download cache
