@@ -31,6 +31,9 @@ def as_numeric(values: Any, field_name: str, n_rows: int | None, ndim: int = 1, 
     array = np.asarray(values)
     if array.dtype == bool:
         array = array.astype(np.float64)
+    if array.dtype.kind in "cmM":
+        # numpy would cast these silently: complex drops its imaginary part, date-times become nanoseconds.
+        raise ValidationError(field_name, "real numbers", f"dtype {array.dtype}", owner=owner)
     if array.dtype.kind not in "biuf":
         try:
             array = array.astype(np.float64)
@@ -76,6 +79,13 @@ def as_index(values: Any, field_name: str, n_rows: int | None, *, owner: str) ->
         if fractional.any():
             row = _first(fractional)
             raise ValidationError(field_name, "integer-valued", f"{array[row]!r}", row, owner=owner)
+    if array.dtype.kind in "fu" and array.size:
+        # Beyond int64 the cast wraps (1e20 became -9223372036854775808) instead of failing.
+        too_large = np.abs(array) >= 2.0**63 if array.dtype.kind == "f" else array > np.iinfo(np.int64).max
+        if too_large.any():
+            row = _first(too_large)
+            raise ValidationError(field_name, "integers within the int64 range", f"{array[row]!r}", row,
+                                  owner=owner)
     return array.astype(np.int64)
 
 

@@ -67,13 +67,31 @@ class ActionDistribution(ABC):
             np.add.at(dense, (rounds, actions, np.full(rounds.shape, slot)), probs)
         return dense
 
-    def _check_shape(self, action: np.ndarray, position: np.ndarray) -> None:
+    def _check_shape(self, action: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if action.shape != (self.n_rounds,) or position.shape != (self.n_rounds,):
             raise _fail(
                 "action/position",
                 f"arrays of length n_rounds = {self.n_rounds} (the distribution's rounds)",
                 f"shapes {action.shape} and {position.shape}",
             )
+        return self._in_range(action, "action", self.n_actions), self._check_position(position)
+
+    def _check_position(self, position: np.ndarray) -> np.ndarray:
+        """One slot per round, each in ``[0, n_positions)``: a slot past the end would be read in the next
+        round's cells (and a negative one wrap around) instead of failing."""
+        position = np.asarray(position)
+        if position.shape != (self.n_rounds,):
+            raise _fail("position", f"an array of length n_rounds = {self.n_rounds} (one slot per round)",
+                        f"shape {position.shape}")
+        return self._in_range(position, "position", self.n_positions)
+
+    @staticmethod
+    def _in_range(values: np.ndarray, name: str, size: int) -> np.ndarray:
+        values = as_index(values, name, None, owner=_OWNER)
+        if values.size and (values.min() < 0 or values.max() >= size):
+            row = int(np.flatnonzero((values < 0) | (values >= size))[0])
+            raise _fail(name, f"indices in [0, {size})", f"{values[row]}", row)
+        return values
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,12 +141,11 @@ class TableDistribution(ActionDistribution):
         return cls(dense, np.arange(dense.shape[0]), _copy=copy)
 
     def prob_of(self, action: np.ndarray, position: np.ndarray) -> np.ndarray:
-        action, position = np.asarray(action), np.asarray(position)
-        self._check_shape(action, position)
+        action, position = self._check_shape(np.asarray(action), np.asarray(position))
         return self.table[self.table_index, action, position]
 
     def support(self, position: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        position = np.asarray(position)
+        position = self._check_position(position)
         # Group rounds by (table, slot): one nonzero pattern per group, repeated over its rounds.
         key = self.table_index * self.n_positions + position
         order = np.argsort(key, kind="stable")
@@ -250,8 +267,7 @@ class SparseDistribution(ActionDistribution):
         )
 
     def prob_of(self, action: np.ndarray, position: np.ndarray) -> np.ndarray:
-        action, position = np.asarray(action), np.asarray(position)
-        self._check_shape(action, position)
+        action, position = self._check_shape(np.asarray(action), np.asarray(position))
         query = (np.arange(self.n_rounds) * self.n_positions + position) * self.n_actions + action
         keys = self._keys  # type: ignore[attr-defined]
         left = np.searchsorted(keys, query, side="left")
@@ -261,7 +277,7 @@ class SparseDistribution(ActionDistribution):
         return cumulative[right] - cumulative[left]
 
     def support(self, position: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        position = np.asarray(position)
+        position = self._check_position(position)
         keep = (self.positions == position[self.rounds]) & (self.probs > 0)
         return self.rounds[keep], self.actions[keep], self.probs[keep]
 

@@ -158,3 +158,44 @@ def test_probability_checks_find_nan_and_out_of_range_entries():
     table[1, 2, 0] = -0.25
     with pytest.raises(ValidationError, match=r"probabilities in \[0, 1\]"):
         policy.TableDistribution(table, np.array([0, 1]))
+
+
+@pytest.mark.parametrize("make", ["table", "sparse"])
+def test_slots_and_actions_outside_the_distribution_are_refused_not_read_elsewhere(make):
+    # Two rounds, one slot, 3 actions; round 0 is uniform, round 1 is all on action 2.
+    dense = np.zeros((2, 3, 1))
+    dense[0, :, 0] = 1 / 3
+    dense[1, 2, 0] = 1.0
+    if make == "table":
+        dist = policy.TableDistribution.from_dense(dense)
+    else:
+        rounds, actions, _ = np.nonzero(dense)
+        dist = policy.SparseDistribution(rounds, actions, np.zeros_like(rounds), dense[rounds, actions, 0],
+                                         n_rounds=2, n_actions=3, n_positions=1)
+    # Slot 1 of a 1-slot table was the next round's cells (round 0 read round 1's distribution); -1 wrapped.
+    for position in ([1, 0], [-1, 0]):
+        with pytest.raises(ValidationError, match=r"'position'.*\[0, 1\)"):
+            dist.support(np.array(position))
+        with pytest.raises(ValidationError, match=r"'position'.*\[0, 1\)"):
+            dist.prob_of(np.array([0, 2]), np.array(position))
+    with pytest.raises(ValidationError, match=r"'action'.*\[0, 3\).*found -1"):
+        dist.prob_of(np.array([-1, 2]), np.array([0, 0]))
+    with pytest.raises(ValidationError, match=r"'position'.*length n_rounds = 2"):
+        dist.support(np.array([0]))
+    np.testing.assert_allclose(dist.prob_of(np.array([1, 2]), np.array([0, 0])), [1 / 3, 1.0])
+
+
+def test_index_and_number_conversion_refuse_overflow_and_non_real_types():
+    from causalrec._arrays import as_index, as_numeric
+
+    # Beyond int64 the cast wrapped to -9223372036854775808 instead of failing.
+    with pytest.raises(ValidationError, match="int64 range.*1e\\+20"):
+        as_index(np.array([1.0, 1e20]), "action", None, owner="test")
+    with pytest.raises(ValidationError, match="int64 range"):
+        as_index(np.array([2**64 - 1], dtype=np.uint64), "action", None, owner="test")
+    # numpy casts these silently: complex drops the imaginary part, date-times become nanoseconds.
+    for values in (np.array([1 + 2j]), np.array(["2020-01-01"], dtype="datetime64[ns]"),
+                   np.array([5], dtype="timedelta64[s]")):
+        with pytest.raises(ValidationError, match="real numbers"):
+            as_numeric(values, "reward", None, owner="test")
+    np.testing.assert_array_equal(as_index(np.array([3.0, 2.0**52]), "action", None, owner="test"), [3, 2**52])
