@@ -271,3 +271,93 @@ def test_demo_writes_an_html_and_a_json_report_with_the_truth(tmp_path):
     truths = {e["evaluation"]: e["truth"] for e in evaluations}
     # On-policy click rates of the men campaign (the data README's measured facts).
     assert round(truths["bts"], 4) == 0.0069 and round(truths["random"], 4) == 0.0046
+
+
+def _simulated_open_bandit_evaluation(evaluation: str = "bts", behavior: str = "random"):
+    """An OpenBanditEvaluation built from the simulator: a near-deterministic logger and a target on what it almost
+    never shows, so the result carries a low-ESS warning; DM has no interval."""
+    import pandas as pd
+
+    from causalrec.ope import evaluate_policy
+    from causalrec.ope.open_bandit import OpenBanditEvaluation
+
+    world = simulate.make_world(n_users=200, n_items=30, n_positions=1, logging_epsilon=0.01, random_state=1)
+    logs = world.sample_logs(3000, random_state=0)
+    worst = np.argmax(-world.logging_scores[logs.user_id], axis=1)
+    target = pd.DataFrame({"round": np.arange(3000), "action": worst, "position": 0, "prob": 1.0})
+    result = evaluate_policy(logs, target, estimators=["ips", "dm"], random_state=0)
+    return OpenBanditEvaluation(campaign="men", behavior=behavior, evaluation=evaluation, target="simulated",
+                                truth=float(logs.reward.mean()), truth_se=0.01, result=result)
+
+
+@pytest.mark.filterwarnings("ignore::causalrec.exceptions.CausalrecWarning")
+def test_ope_report_shows_each_estimators_note_and_no_coverage_without_an_interval(tmp_path):
+    """The notes (why DM has no interval, how an interval is built) were in report.json only; DM's covers_truth
+    read False, as if an interval had missed the truth."""
+    from causalrec.report import Report
+    from causalrec.report.ope import ope_truth_section
+
+    evaluation = _simulated_open_bandit_evaluation()
+    frame = evaluation.to_frame().set_index("estimator")
+    assert frame.loc["dm", "covers_truth"] is None and isinstance(frame.loc["ips", "covers_truth"], bool | np.bool_)
+    report = Report("ope")
+    report.add(ope_truth_section([evaluation]))
+    html_path, json_path = report.write(tmp_path)
+    rows = {row["estimator"]: row for row in json.loads(json_path.read_text())["sections"][0]["tables"][
+        "Estimates, intervals and relative error"]}
+    assert rows["dm"]["ci_low"] is None and rows["dm"]["covers_truth"] is None
+    assert isinstance(rows["ips"]["covers_truth"], bool)
+    dm_note = evaluation.result["dm"].note
+    assert dm_note and rows["dm"]["note"] == dm_note
+    assert dm_note.replace("'", "&#x27;") in html_path.read_text() or dm_note in html_path.read_text()
+
+
+def test_report_write_keeps_the_previous_pair_when_the_json_cannot_be_encoded(tmp_path):
+    """report.html and report.json are one document: a payload that cannot be encoded must not replace the HTML
+    and leave the old JSON beside it."""
+    from causalrec.report import Report, Section
+
+    good = Report("first")
+    good.add(Section("numbers", data={"value": 1.0}))
+    good.write(tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in ("report.html", "report.json")}
+    bad = Report("second")
+    bad.add(Section("numbers", data={"value": object()}))
+    with pytest.raises(TypeError):
+        bad.write(tmp_path)
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.json"]  # no temporary file left
+
+
+def test_demo_states_each_warning_once(tmp_path, monkeypatch):
+    """The demo printed every warning of its evaluations before their summaries, which state them again."""
+    import causalrec.ope.open_bandit as open_bandit
+
+    def simulated(campaign, behavior, evaluation, **options):
+        return _simulated_open_bandit_evaluation(evaluation, behavior)
+
+    monkeypatch.setattr(open_bandit, "evaluate_open_bandit", simulated)
+    result = runner.invoke(app, ["demo", "--campaigns", "men", "--no-select", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, (result.output, result.exception)
+    squeezed = "".join(result.output.split())
+    assert squeezed.count("effectivesamplesizeis") == 2, result.output  # once in each of the two summaries
+    assert (tmp_path / "demo" / "report.html").exists()
+
+
+def test_train_refuses_an_unknown_device_before_any_work():
+    result = runner.invoke(app, ["train", "--dataset", "obd", "--out", "unused", "--device", "tpu"])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "--device 'tpu': expected 'auto', 'cpu' or a visible GPU" in " ".join(result.output.split())
+
+
+def test_verbose_keeps_the_traceback_of_an_unreadable_input_file(tmp_path):
+    """README: a missing or malformed input file is a one-line error naming the option, and --verbose keeps the
+    traceback (it used to print the same one line with or without --verbose)."""
+    command = [sys.executable, "-c", "from causalrec.cli import main; main()"]
+    arguments = ["evaluate", "--logs", str(tmp_path / "missing.parquet"), "--target", str(tmp_path / "t.parquet")]
+    for verbose in (False, True):
+        finished = subprocess.run([*command, *(["--verbose"] if verbose else []), *arguments], capture_output=True,
+                                  text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+        assert finished.returncode == 2, finished.stderr[-2000:]
+        assert "--logs" in finished.stderr and "expected a readable parquet file" in finished.stderr
+        assert ("Traceback" in finished.stderr) is verbose, finished.stderr[-2000:]

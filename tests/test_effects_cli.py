@@ -74,3 +74,22 @@ def test_uplift_command_refuses_a_negative_holdout_and_too_few_folds(tmp_path):
         result = CliRunner().invoke(app, [*base, "--cv", cv])
         assert result.exit_code == 2, result.output
         assert f"field 'cv' must be an integer >= 2 (cross-fitting folds); found {cv}" in _one_line(result.output)
+
+
+def test_uplift_command_refuses_too_few_refutation_simulations_before_fitting(tmp_path, monkeypatch):
+    """--simulations below 2 used to fail only after the estimate (and its uplift metrics) had been computed."""
+    import causalrec.effects as effects
+
+    def never(*args, **kwargs):
+        raise AssertionError("the effect was estimated although the refuters cannot run")
+
+    monkeypatch.setattr(effects, "estimate_effect", never)
+    logs = make_world(random_state=1, **WORLD).sample_exposure(300, random_state=2)
+    path = tmp_path / "exposure.csv"
+    logs.to_csv(path, index=False)
+    base = ["uplift", "--data", str(path), "--treatment", "treatment", "--outcome", "outcome",
+            "--confounders", "x_0,x_1", "--estimator", "linear_dr"]
+    for simulations in ("0", "1"):
+        result = CliRunner().invoke(app, [*base, "--simulations", simulations])
+        assert result.exit_code == 2, (result.output, result.exception)
+        assert f"--simulations {simulations}: expected an integer >= 2" in _one_line(result.output)

@@ -1,7 +1,9 @@
-"""Every notebook in notebooks/ runs top to bottom with the installed causalrec (they hold no logic)."""
+"""Every notebook in notebooks/ runs top to bottom with the installed causalrec (they hold no logic), and the numbers
+its prose quotes are the ones its cells compute."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -10,9 +12,54 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
+# Per notebook: code run in its kernel after the last cell, with ``prose`` bound to the notebook's markdown (white
+# space squeezed). Each check reads a number the prose quotes and compares it with what the cells computed, so a
+# stale claim fails here instead of misleading a reader.
+PROSE_CHECKS = {
+    "01_offline_policy_evaluation.ipynb": r"""
+quoted = re.search(r"\((\d+) clicks in ([\d,]+) rounds\)", prose)
+assert quoted, "the click count of the random logs is no longer quoted"
+assert (int(quoted[1]), int(quoted[2].replace(",", ""))) == (
+    int(random_logs.feedback.reward.sum()), random_logs.n_rounds), quoted.groups()
+assert fit.skill < 0 and not fragile.result.diagnostics.reliable
+""",
+    "02_uplift_and_effects.ipynb": r"""
+quoted = re.search(r"ATE ([\d.]+) against a true ([\d.]+), ATT ([\d.]+) against a true ([\d.]+)\. "
+                   r"The naive difference in means, ([\d.]+),", prose)
+assert quoted, "the ATE / ATT / naive comparison is no longer quoted"
+true_ate = logs["true_effect"].mean()
+true_att = logs.loc[logs.treatment == 1, "true_effect"].mean()
+computed = [round(value, 2) for value in (result.ate, true_ate, result.att, true_att, result.naive_difference)]
+assert [float(value) for value in quoted.groups()] == computed, (quoted.groups(), computed)
+assert result.ate_interval[0] <= true_ate <= result.ate_interval[1]  # "both doubly-robust intervals cover it"
+assert result.att_interval[0] <= true_att <= result.att_interval[1]
+assert not result.att_interval[0] <= result.naive_difference <= result.att_interval[1]  # "misses the ATT by far"
+""",
+    "04_ab_test_planning.ipynb": r"""
+quoted = re.search(r"smallest detectable lift is about ([\d.]+)%", prose)
+assert quoted, "the MDE at one million users per arm is no longer quoted"
+mde = minimum_detectable_effect(BinaryMetric(0.05, "cohen_h"), 1_000_000).to_frame().set_index("quantity")["value"]
+assert float(quoted[1]) == round(100 * mde["MDE (relative)"], 2), (quoted[1], mde["MDE (relative)"])
+""",
+    "05_debiasing_exposure.ipynb": r"""
+quoted = re.search(r"Compare with the `scores` estimate above: ([\d.]+)\.", prose)
+balance = from_scores.to_frame().set_index("diagnostic").loc["uniform_target_mean_weight", "value"]
+assert quoted and float(quoted[1]) == round(float(balance), 2), (quoted and quoted[1], balance)
+quoted = re.search(r"and it is (\d+)% above it", prose)
+assert quoted and int(quoted[1]) == round(100 * (observation.diagnostics["inverse_mass_ratio"] - 1)), quoted
+quoted = re.search(r"MSE on random ratings from about ([\d.]+) to about ([\d.]+)", prose)
+assert quoted, "the Coat MSE comparison is no longer quoted"
+assert (float(quoted[1]), float(quoted[2])) == (round(mse["naive"], 1), round(mse["ips"], 2)), (quoted.groups(), mse)
+""",
+}
+
 
 def test_the_project_ships_notebooks():
     assert NOTEBOOKS, "notebooks/ has no notebook to execute"
+
+
+def test_prose_checks_name_existing_notebooks():
+    assert set(PROSE_CHECKS) <= {path.name for path in NOTEBOOKS}
 
 
 @pytest.mark.slow
@@ -21,6 +68,9 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("CAUSALREC_NOTEBOOK_OUTPUT", str(tmp_path))
     notebook = nbformat.read(path, as_version=4)
+    if path.name in PROSE_CHECKS:
+        prose = re.sub(r"\s+", " ", " ".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown"))
+        notebook.cells.append(nbformat.v4.new_code_cell(f"import re\nprose = {prose!r}\n{PROSE_CHECKS[path.name]}"))
     client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     errors = [

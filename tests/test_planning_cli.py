@@ -109,3 +109,40 @@ def test_planning_section_has_curves_and_table(tmp_path):
     assert json.loads(json_path.read_text())["sections"][0]["data"]["plan"]["variance_convention"]
     plain = planning_section(plan_experiment(BinaryMetric(0.05), mde_rel=0.05))
     assert len(plain.figures) == 1
+
+
+def test_plan_states_each_warning_once(tmp_path):
+    """Run as a user runs it (a subprocess, where logging and Python's warning output reach the terminal): the
+    plan's warnings close its summary and are not printed again by the logging or warnings machinery."""
+    import os
+    import subprocess
+    import sys
+
+    path = selection_file(tmp_path, differences=(0.0005, 0.0002, -0.0003))
+    finished = subprocess.run(
+        [sys.executable, "-c", "from causalrec.cli import main; main()", "plan", "--from-json", str(path)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    output = finished.stdout + finished.stderr
+    assert output.count("interval of the effect reaches no improvement") == 1, output
+    assert output.count("is out of reach") == 1, output
+    assert "WARNING causalrec" not in output
+
+
+def test_plan_prints_a_library_warning_once_without_a_source_line(tmp_path):
+    """A warning the summary does not state (the unshrunk estimate of a single candidate) is printed once as a
+    one-line 'warning:', not as Python's 'file:line: CausalrecWarning' with the source line."""
+    import os
+    import subprocess
+    import sys
+
+    path = selection_file(tmp_path, differences=(0.0015,))
+    finished = subprocess.run(
+        [sys.executable, "-c", "from causalrec.cli import main; main()", "plan", "--from-json", str(path)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    output = finished.stdout + finished.stderr
+    assert "CausalrecWarning" not in output and "WARNING causalrec" not in output, output
+    assert output.count("warning: planning from an unshrunk offline estimate") == 1, output

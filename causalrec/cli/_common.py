@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,7 +16,7 @@ from rich.markup import escape
 
 from causalrec._results import write_json_atomic
 from causalrec._text import split_names
-from causalrec.exceptions import ValidationError
+from causalrec.exceptions import CausalrecWarning, ValidationError
 
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -32,6 +35,42 @@ def show(text: str, **options: Any) -> None:
 
 def warn(message: str) -> None:
     console.print(f"[yellow]warning:[/] {escape(message)}")
+
+
+@contextmanager
+def held_warnings() -> Iterator[list[str]]:
+    """Hold back the warnings raised during the block (``CausalrecWarning`` always shown, each occurrence) and the
+    records logged at WARNING or above under the ``causalrec`` logger, and collect their messages, so that a
+    command prints each once, after its work, and only when its result summaries do not already state it
+    (:func:`warn_unshown`). Records below WARNING still reach the root handlers (``--verbose``)."""
+    messages: list[str] = []
+
+    class _Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                messages.append(record.getMessage())
+            else:
+                logging.getLogger().handle(record)
+
+    library_logger = logging.getLogger("causalrec")
+    handler, propagate = _Hold(), library_logger.propagate
+    library_logger.addHandler(handler)
+    library_logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CausalrecWarning)
+            yield messages
+    finally:
+        library_logger.removeHandler(handler)
+        library_logger.propagate = propagate
+    messages.extend(str(warning.message) for warning in caught)
+
+
+def warn_unshown(messages: list[str], shown: str) -> None:
+    """Print each held-back warning once, unless the text already shown (result summaries) states it."""
+    for message in dict.fromkeys(messages):
+        if message not in shown:
+            warn(message)
 
 
 def check_outputs(*outputs: tuple[str, Path | None, bool]) -> None:
@@ -71,7 +110,11 @@ def read_input(option: str, path: Path, read: Callable[[Path], T], kind: str) ->
     except ValidationError:
         raise
     except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid and pandas' parser errors are ValueErrors
+        logging.getLogger(__name__).info("reading %s %s failed", option, path, exc_info=True)  # --verbose: traceback
         raise fail(f"{option} {path}: expected a readable {kind} file; {type(error).__name__}: {error}") from error
 
 
-__all__ = ["ValidationError", "check_outputs", "console", "fail", "read_input", "split_names", "write_json"]
+__all__ = [
+    "ValidationError", "check_outputs", "console", "fail", "held_warnings", "read_input", "split_names",
+    "warn_unshown", "write_json",
+]

@@ -7,14 +7,13 @@ recommenders by estimated uplift, and plan the A/B test that would confirm the c
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
 import typer
 from rich.progress import Progress
 
-from causalrec.cli._common import check_outputs, console, fail, show, split_names, warn
-from causalrec.exceptions import CausalrecWarning, ValidationError
+from causalrec.cli._common import check_outputs, console, fail, held_warnings, show, split_names, warn_unshown
+from causalrec.exceptions import ValidationError
 
 
 def demo(
@@ -37,8 +36,7 @@ def demo(
     jobs = [(c, b, e) for c in split_names(campaigns) for b, e in (("random", "bts"), ("bts", "random"))]
     evaluations, board, experiment_plan = [], None, None
     try:
-        with Progress(console=console, transient=True) as progress, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CausalrecWarning)
+        with Progress(console=console, transient=True) as progress, held_warnings() as caught:
             task = progress.add_task("evaluating", total=len(jobs) + select + (select and plan))
             for campaign, behavior, evaluation in jobs:
                 progress.update(task, description=f"evaluating {evaluation} <- {behavior} logs ({campaign})")
@@ -59,10 +57,12 @@ def demo(
                     progress.advance(task)
     except (ValidationError, FileNotFoundError) as error:
         raise fail(str(error)) from error
-    for message in dict.fromkeys(str(warning.message) for warning in caught):  # each once, in order
-        warn(message)
-    for evaluation in evaluations:
-        show(evaluation.summary(), end="\n\n")
+    # Each warning once: those the summaries below state are not printed a second time.
+    summaries = [evaluation.summary() for evaluation in evaluations]
+    summaries += [result.summary() for result in (board, experiment_plan) if result is not None]
+    warn_unshown(caught, "\n".join(summaries))
+    for summary in summaries:
+        show(summary, end="\n\n")
     report = Report(
         "causalrec demo: evaluate, select and plan on the Open Bandit sample",
         metadata={"campaigns": campaigns, "estimators": estimators, "bts_target": bts_source, "seed": seed},
@@ -71,12 +71,10 @@ def demo(
     if board is not None:
         from causalrec.report.selection import selection_section
 
-        show(board.summary(), end="\n\n")
         report.add(selection_section(board, title="Model selection by estimated uplift (random logs, campaign all)"))
     if experiment_plan is not None:
         from causalrec.report.planning import planning_section
 
-        show(experiment_plan.summary(), end="\n\n")
         report.add(planning_section(experiment_plan, title="A/B test plan for the leading candidate"))
     report.metadata["runtime_seconds"] = round(time.perf_counter() - started, 1)
     html_path, json_path = report.write(out)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, show, write_json
+from causalrec.cli._common import check_outputs, console, fail, held_warnings, show, warn_unshown, write_json
 from causalrec.exceptions import ValidationError
 
 METRIC_HELP = "Metric kind: binary (rate per user), continuous (mean per user) or ratio (e.g. clicks/impressions)."
@@ -89,36 +89,39 @@ def plan(
     check_outputs(("--json", json_out, False), ("--report", report_dir, True))
     from causalrec import planning
 
-    try:
-        evaluation = planning.read_offline_evaluation(from_json) if from_json is not None else None
-        if evaluation is not None and (mde_rel is not None or mde_abs is not None):
-            raise ValidationError("mde_rel/mde_abs", "absent with --from-json (the uplift comes from the file)",
-                                  f"{mde_rel}/{mde_abs}", owner="causalrec plan")
-        if evaluation is not None and baseline is None and metric == "binary":
-            chosen, _, _ = planning.choose_comparison(evaluation, policy=policy, estimator=estimator)
-            baseline = planning.baseline_value(evaluation, chosen)
-            if baseline is None:
-                raise ValidationError("baseline", "given (--baseline): the control's rate", "no --baseline and no "
-                                      f"estimate of policy {chosen.baseline!r} in the file", owner="causalrec plan")
-        metric_spec = _metric(planning, metric, method, baseline, sd, numerator_mean, denominator_mean, numerator_sd,
-                              denominator_sd, numerator_denominator_corr)
-        options = {
-            "alpha": alpha, "power": power, "alternative": alternative, "allocation_ratio": ratio,
-            "n_treatment_arms": arms, "correction": correction, "noninferiority_margin": noninferiority_margin,
-            "cuped_rho": cuped_rho, "sequential": sequential, "n_looks": looks,
-            "daily_eligible_traffic": daily_traffic, "traffic_fraction": traffic_fraction,
-            "round_to_weeks": round_weeks, "target_assurance": target_assurance, "available_n_treatment": n_per_arm,
-        }
-        if evaluation is not None:
-            result = planning.plan_from_offline(
-                evaluation, metric_spec, policy=policy, estimator=estimator, prior_mean=prior_mean,
-                prior_sd=prior_sd, seed=seed, **options,
-            )
-        else:
-            result = planning.plan_experiment(metric_spec, mde_abs=mde_abs, mde_rel=mde_rel, **options)
-    except ValidationError as error:
-        raise fail(str(error)) from error
-    show(result.summary())
+    with held_warnings() as messages:
+        try:
+            evaluation = planning.read_offline_evaluation(from_json) if from_json is not None else None
+            if evaluation is not None and (mde_rel is not None or mde_abs is not None):
+                raise ValidationError("mde_rel/mde_abs", "absent with --from-json (the uplift comes from the file)",
+                                      f"{mde_rel}/{mde_abs}", owner="causalrec plan")
+            if evaluation is not None and baseline is None and metric == "binary":
+                chosen, _, _ = planning.choose_comparison(evaluation, policy=policy, estimator=estimator)
+                baseline = planning.baseline_value(evaluation, chosen)
+                if baseline is None:
+                    raise ValidationError("baseline", "given (--baseline): the control's rate", "no --baseline and no "
+                                          f"estimate of policy {chosen.baseline!r} in the file", owner="causalrec plan")
+            metric_spec = _metric(planning, metric, method, baseline, sd, numerator_mean, denominator_mean, numerator_sd,
+                                  denominator_sd, numerator_denominator_corr)
+            options = {
+                "alpha": alpha, "power": power, "alternative": alternative, "allocation_ratio": ratio,
+                "n_treatment_arms": arms, "correction": correction, "noninferiority_margin": noninferiority_margin,
+                "cuped_rho": cuped_rho, "sequential": sequential, "n_looks": looks,
+                "daily_eligible_traffic": daily_traffic, "traffic_fraction": traffic_fraction,
+                "round_to_weeks": round_weeks, "target_assurance": target_assurance, "available_n_treatment": n_per_arm,
+            }
+            if evaluation is not None:
+                result = planning.plan_from_offline(
+                    evaluation, metric_spec, policy=policy, estimator=estimator, prior_mean=prior_mean,
+                    prior_sd=prior_sd, seed=seed, **options,
+                )
+            else:
+                result = planning.plan_experiment(metric_spec, mde_abs=mde_abs, mde_rel=mde_rel, **options)
+        except ValidationError as error:
+            raise fail(str(error)) from error
+    summary = result.summary()
+    warn_unshown(messages, summary)  # the plan's own warnings close its summary; print any other once
+    show(summary)
     write_json(json_out, result.to_dict())
     if report_dir is not None:
         from causalrec.report import Report

@@ -47,6 +47,9 @@ def uplift(
     report: Path | None = typer.Option(None, help="Write report.html and report.json into this folder."),
 ) -> None:
     """Estimate what exposure causes, with DoWhy (model, identify, refute) and EconML (estimate)."""
+    if refute and simulations < 2:  # checked before the fit, which the refuters would otherwise follow and waste
+        raise fail(f"--simulations {simulations}: expected an integer >= 2 (a spread is needed for a p-value), "
+                   "or --no-refute")
     check_outputs(("--json", json_out, False), ("--report", report, True))
     from causalrec.effects import DEFAULT_CANDIDATES, estimate_effect
 

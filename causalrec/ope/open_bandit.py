@@ -45,7 +45,9 @@ class OpenBanditEvaluation(ResultMixin):
         frame.insert(1, "direction", f"{self.evaluation} <- {self.behavior}")
         frame["truth"] = self.truth
         frame["relative_error"] = (frame["value"] - self.truth).abs() / self.truth
-        frame["covers_truth"] = (frame["ci_low"] <= self.truth) & (self.truth <= frame["ci_high"])
+        covers = (frame["ci_low"] <= self.truth) & (self.truth <= frame["ci_high"])
+        # An estimator without an interval (DM without a bias bound) neither covers nor misses the truth.
+        frame["covers_truth"] = covers.astype(object).where(frame["ci_low"].notna() & frame["ci_high"].notna(), None)
         frame["ess"] = self.result.diagnostics.ess
         return frame.drop(columns=["note"])
 

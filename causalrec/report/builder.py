@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from causalrec._results import to_jsonable, write_atomic, write_json_atomic
+from causalrec._results import to_jsonable, write_atomic
 
 
 @dataclass
@@ -96,8 +97,13 @@ class Report:
         return "\n".join(parts)
 
     def write(self, out_dir: str | os.PathLike) -> tuple[Path, Path]:
-        """Write ``report.html`` and ``report.json`` atomically into ``out_dir``; return both paths."""
+        """Write ``report.html`` and ``report.json`` atomically into ``out_dir``; return both paths.
+
+        Both documents are rendered before either file is replaced, so a payload that cannot be encoded leaves the
+        previous pair in place instead of a new HTML beside an old JSON."""
         out = Path(out_dir)
-        html_path = write_atomic(out / "report.html", self.to_html())
-        json_path = write_json_atomic(out / "report.json", self.to_dict())
+        document = self.to_html()
+        payload = json.dumps(to_jsonable(self.to_dict()), indent=2, allow_nan=False) + "\n"
+        html_path = write_atomic(out / "report.html", document)
+        json_path = write_atomic(out / "report.json", payload)
         return html_path, json_path

@@ -19,7 +19,8 @@ def ope_truth_section(evaluations: Sequence, title: str = "Off-policy evaluation
 
     section = Section(title)
     frames = [evaluation.to_frame() for evaluation in evaluations]
-    table = pd.concat(frames, ignore_index=True)
+    table = pd.concat([_with_notes(evaluation, frame) for evaluation, frame in zip(evaluations, frames, strict=True)],
+                      ignore_index=True)
     section.tables.append(("Estimates, intervals and relative error", table))
     section.text.append(
         "Each panel evaluates one policy from the other policy's logs. The dashed line is the evaluated policy's "
@@ -62,3 +63,12 @@ def ope_truth_section(evaluations: Sequence, title: str = "Off-policy evaluation
     figure.tight_layout()
     section.add_figure("Estimated policy value with 95% intervals against the on-policy truth", figure)
     return section
+
+
+def _with_notes(evaluation, frame: pd.DataFrame) -> pd.DataFrame:
+    """The table rows of one evaluation as the report shows them: each estimator's note (why DM has no interval,
+    what ``auto`` chose and how its interval is built) stays beside its numbers."""
+    shown = frame.copy()
+    notes = dict(zip(evaluation.result.to_frame()["estimator"], evaluation.result.to_frame()["note"], strict=True))
+    shown["note"] = shown["estimator"].map(notes).fillna("")
+    return shown
