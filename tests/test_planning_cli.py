@@ -131,8 +131,8 @@ def test_plan_states_each_warning_once(tmp_path):
 
 
 def test_plan_prints_a_library_warning_once_without_a_source_line(tmp_path):
-    """A warning the summary does not state (the unshrunk estimate of a single candidate) is printed once as a
-    one-line 'warning:', not as Python's 'file:line: CausalrecWarning' with the source line."""
+    """The unshrunk estimate of a single candidate is stated once, not also as Python's 'file:line:
+    CausalrecWarning' with the source line."""
     import os
     import subprocess
     import sys
@@ -145,4 +145,34 @@ def test_plan_prints_a_library_warning_once_without_a_source_line(tmp_path):
     assert finished.returncode == 0, finished.stderr[-2000:]
     output = finished.stdout + finished.stderr
     assert "CausalrecWarning" not in output and "WARNING causalrec" not in output, output
-    assert output.count("warning: planning from an unshrunk offline estimate") == 1, output
+    # Stated once: in the plan's summary (the library no longer raises it a second time in other words).
+    assert output.count("planning from an unshrunk offline estimate") == 1, output
+
+
+def test_an_output_that_would_replace_an_input_is_refused_and_the_input_kept(tmp_path):
+    path = selection_file(tmp_path)
+    before = path.read_bytes()
+    result = runner.invoke(app, ["plan", "--from-json", str(path), "--json", str(path), "--baseline", "0.05"])
+    assert result.exit_code == 2, result.output
+    assert "would replace --from-json" in " ".join(result.output.split())
+    assert path.read_bytes() == before  # the evaluation it plans from is not lost
+    # A report folder whose report.json is the input is the same mistake.
+    report_input = tmp_path / "report.json"
+    report_input.write_bytes(before)
+    result = runner.invoke(app, ["plan", "--from-json", str(report_input), "--report", str(tmp_path),
+                                 "--baseline", "0.05"])
+    assert result.exit_code == 2 and report_input.read_bytes() == before
+
+
+def test_result_summaries_go_to_standard_output_and_errors_to_standard_error():
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from causalrec.cli import main; main()", "plan"]
+    finished = subprocess.run([*command, "--baseline", "0.05", "--mde-rel", "0.05"], capture_output=True, text=True,
+                              timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "ExperimentPlan" in finished.stdout and "ExperimentPlan" not in finished.stderr  # `> file` keeps it
+    failed = subprocess.run([*command, "--baseline", "1.5", "--mde-rel", "0.05"], capture_output=True, text=True,
+                            timeout=300)
+    assert failed.returncode == 2 and "error:" in failed.stderr and not failed.stdout.strip()

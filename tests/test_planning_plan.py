@@ -367,3 +367,21 @@ def test_sample_ratio_mismatch_chi_square():
     with pytest.raises(ValidationError) as caught:
         sample_ratio_mismatch([10, 20], [0.5, 0.6])
     assert caught.value.field == "expected_fractions"
+
+
+def test_an_unshrunk_offline_estimate_is_reported_once_by_the_plan(caplog):
+    # One candidate: nothing to shrink towards. shrink_uplift alone warns; inside plan_from_offline the plan's
+    # warnings (logged once) state it, and a second CausalrecWarning in other words used to come on top.
+    payload = {"baseline": "logging", "comparisons": [
+        {"policy": "m1", "baseline": "logging", "estimator": "auto", "difference": 0.01, "se": 0.002,
+         "ci_low": 0.006, "ci_high": 0.014}]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with caplog.at_level("WARNING", logger="causalrec"):
+            plan = plan_from_offline(payload, BinaryMetric(baseline=0.05))
+    unshrunk = [w for w in plan.warnings if "unshrunk offline estimate" in w]
+    assert len(unshrunk) == 1
+    assert not [w for w in caught if "unshrunk offline estimate" in str(w.message)]
+    assert sum("unshrunk offline estimate" in r.getMessage() for r in caplog.records) == 1
+    with pytest.warns(CausalrecWarning, match="unshrunk offline estimate"):
+        shrink_uplift(0.01, 0.002)  # called on its own, the function still says so

@@ -1111,3 +1111,12 @@ def test_click_model_on_a_gpu_is_calibrated(logistic_data):
     oracle = calibration_metrics(outcome[3000:], probability[3000:])
     assert held_out["log_loss"] < oracle["log_loss"] + 0.03
     assert held_out["ece"] < 0.05
+
+
+def test_an_unknown_device_name_is_a_validation_error():
+    from causalrec.models.training import resolve_device
+
+    # torch.device("tpu") raised torch's RuntimeError; the library's callers expect a ValidationError.
+    with pytest.raises(ValidationError, match="'device'.*'tpu'"):
+        resolve_device("tpu")
+    assert resolve_device("cpu").type == "cpu"

@@ -18,7 +18,8 @@ from causalrec._results import write_json_atomic
 from causalrec._text import split_names
 from causalrec.exceptions import CausalrecWarning, ValidationError
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # errors, warnings, progress, "written to" lines
+results = Console()  # result summaries: standard output, so that `causalrec evaluate ... > summary.txt` keeps them
 T = TypeVar("T")
 
 
@@ -30,7 +31,7 @@ def fail(message: str) -> typer.Exit:
 
 def show(text: str, **options: Any) -> None:
     """Print result text as written: no rich markup or highlighting ("[position,]" or "[0.93, 1.00]" stay as is)."""
-    console.print(text, markup=False, highlight=False, **options)
+    results.print(text, markup=False, highlight=False, **options)
 
 
 def warn(message: str) -> None:
@@ -73,15 +74,27 @@ def warn_unshown(messages: list[str], shown: str) -> None:
             warn(message)
 
 
-def check_outputs(*outputs: tuple[str, Path | None, bool]) -> None:
+# The files a folder output holds that an input could be (a report folder's pair, a training run's metrics).
+FOLDER_OUTPUT_FILES = ("report.html", "report.json", "metrics.json")
+
+
+def check_outputs(*outputs: tuple[str, Path | None, bool], inputs: tuple[tuple[str, Path | None], ...] = ()) -> None:
     """Fail before any work when an output cannot be written, so that a long run is not lost at its end.
 
-    Each output is ``(option, path, is_folder)``; a ``None`` path is skipped. The folder that will hold the output
-    is created, and a scratch file is written there and removed.
+    Each output is ``(option, path, is_folder)``; a ``None`` path is skipped. An output that would replace one of
+    the ``inputs`` (``(option, path)``), e.g. ``plan --from-json plan.json --json plan.json``, is refused: the
+    input would be lost. The folder that will hold the output is created, and a scratch file is written there and
+    removed.
     """
+    read = {Path(path).resolve(): option for option, path in inputs if path is not None}
     for option, path, is_folder in outputs:
         if path is None:
             continue
+        written = [path / name for name in FOLDER_OUTPUT_FILES] if is_folder else [path]
+        for target in written:
+            if target.resolve() in read:
+                raise fail(f"{option} {path}: expected an output apart from the inputs; found that it would "
+                           f"replace {read[target.resolve()]} {target}")
         folder = path if is_folder else path.parent
         if not is_folder and path.is_dir():
             raise fail(f"{option} {path}: expected a file name; found a folder")

@@ -46,7 +46,7 @@ def evaluate(
     json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON to this file."),
 ) -> None:
     """Estimate the value of a target policy from logged feedback, with intervals and diagnostics."""
-    check_outputs(("--json", json_out, False))
+    check_outputs(("--json", json_out, False), inputs=(("--logs", logs), ("--target", target)))
     from causalrec.data.feedback import LoggedFeedback
     from causalrec.ope import evaluate_policy
 

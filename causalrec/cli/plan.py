@@ -86,7 +86,7 @@ def plan(
     report_dir: Path | None = typer.Option(None, "--report", help="Write report.html/report.json to this folder."),
 ) -> None:
     """Plan an A/B test: sample size per arm, MDE, sequential boundaries, assurance and duration."""
-    check_outputs(("--json", json_out, False), ("--report", report_dir, True))
+    check_outputs(("--json", json_out, False), ("--report", report_dir, True), inputs=(("--from-json", from_json),))
     from causalrec import planning
 
     with held_warnings() as messages:

@@ -37,7 +37,8 @@ def select(
     report: Path | None = typer.Option(None, help="Also write an HTML + JSON report into this folder."),
 ) -> None:
     """Rank candidate recommenders by estimated uplift over a baseline, next to their accuracy on the logs."""
-    check_outputs(("--json", json_out, False), ("--report", report, True))
+    check_outputs(("--json", json_out, False), ("--report", report, True),
+                  inputs=(("--logs", logs), ("--scores", scores)))
     from causalrec.data.feedback import LoggedFeedback
     from causalrec.selection import Candidate, default_candidates, select_models
 

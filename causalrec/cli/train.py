@@ -164,11 +164,8 @@ def train(
 
     try:
         resolve_device(device)
-    except ValidationError as error:  # a CUDA device this machine does not have
+    except ValidationError as error:  # an unknown device name, or a CUDA device this machine does not have
         raise fail(f"--device: {error}") from None
-    except RuntimeError:  # torch's answer to a device name it does not know
-        raise fail(f"--device {device!r}: expected 'auto', 'cpu' or a visible GPU ('cuda', 'cuda:0'); "
-                   "found an unknown device name") from None
     if resume and checkpoint_dir is None:
         raise fail("--resume needs --checkpoint-dir (the folder holding the checkpoint to continue from)")
     check_outputs(("--out", out, True), ("--checkpoint-dir", checkpoint_dir, True))

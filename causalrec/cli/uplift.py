@@ -50,7 +50,7 @@ def uplift(
     if refute and simulations < 2:  # checked before the fit, which the refuters would otherwise follow and waste
         raise fail(f"--simulations {simulations}: expected an integer >= 2 (a spread is needed for a p-value), "
                    "or --no-refute")
-    check_outputs(("--json", json_out, False), ("--report", report, True))
+    check_outputs(("--json", json_out, False), ("--report", report, True), inputs=(("--data", data),))
     from causalrec.effects import DEFAULT_CANDIDATES, estimate_effect
 
     try:

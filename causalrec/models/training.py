@@ -56,7 +56,11 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` (or None) picks CUDA when available, else CPU; anything else is passed to ``torch.device``."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):  # torch's "Expected one of cpu, cuda, ... device type" for e.g. "tpu"
+        raise ValidationError("device", "'auto', 'cpu', 'cuda', 'cuda:N' or another torch device name",
+                              repr(device), owner=_OWNER) from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValidationError("device", "an available device ('auto', 'cpu' or a visible GPU)", repr(device),
                               owner=_OWNER)

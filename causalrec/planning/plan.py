@@ -932,15 +932,19 @@ def plan_from_offline(
     """Plan from an evaluation/selection result: choose, shrink, then :func:`plan_experiment` on the shrunk uplift."""
     if not isinstance(evaluation, OfflineEvaluation):
         evaluation = read_offline_evaluation(evaluation)
-    effect = shrink_comparison(
-        evaluation,
-        policy=policy,
-        estimator=estimator,
-        prior_mean=prior_mean,
-        prior_sd=prior_sd,
-        credible_level=credible_level,
-        seed=seed,
-    )
+    with warnings.catch_warnings():
+        # The plan states this in its own warnings (plan_experiment); raised here too, it reached the user twice.
+        warnings.filterwarnings("ignore", message="planning from an unshrunk offline estimate",
+                                category=CausalrecWarning)
+        effect = shrink_comparison(
+            evaluation,
+            policy=policy,
+            estimator=estimator,
+            prior_mean=prior_mean,
+            prior_sd=prior_sd,
+            credible_level=credible_level,
+            seed=seed,
+        )
     return plan_experiment(metric, effect=effect, offline=evaluation, **plan_options)
 
 
