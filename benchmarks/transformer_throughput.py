@@ -17,7 +17,7 @@ to the full width. On GPU the run adds the fast path without buckets as an ablat
 records the share of the positions it computed that carry a target.
 
 Synthetic data: histories with a MovieLens-1M-like length distribution (log-normal, 20..2,314 items, mean about
-165) over a Zipf-popular catalogue; the content does not matter for throughput.
+148) over a Zipf-popular catalogue; the content does not matter for throughput.
 
 Run: ``python benchmarks/transformer_throughput.py`` (``--steps``/``--warmup`` to shorten on CPU). Writes
 ``benchmarks/results/transformer_throughput.json`` with the machine facts, GPU peak memory per configuration and
