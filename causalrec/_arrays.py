@@ -89,6 +89,17 @@ def as_index(values: Any, field_name: str, n_rows: int | None, *, owner: str) ->
     return array.astype(np.int64)
 
 
+def as_index_below(values: Any, field_name: str, size: int, *, owner: str, expected: str | None = None,
+                   n_rows: int | None = None) -> np.ndarray:
+    """Integer indices (:func:`as_index`) that all lie in ``[0, size)``: a negative index would wrap around and one
+    past the end read a neighbouring row instead of failing. ``expected`` words the range for the message."""
+    indices = as_index(values, field_name, n_rows, owner=owner)
+    if indices.size and (indices.min() < 0 or indices.max() >= size):
+        row = _first((indices < 0) | (indices >= size))
+        raise ValidationError(field_name, expected or f"indices in [0, {size})", f"{indices[row]}", row, owner=owner)
+    return indices
+
+
 def quantile_bins(values: np.ndarray, n_bins: int) -> np.ndarray:
     """Bin index in ``[0, n_bins)`` of each value, with about equal counts per bin, assigned by value.
 

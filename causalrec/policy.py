@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from causalrec._arrays import as_index, as_numeric
+from causalrec._arrays import as_index, as_index_below, as_numeric
 from causalrec._checks import positive_integer
 from causalrec.exceptions import ValidationError
 
@@ -74,7 +74,7 @@ class ActionDistribution(ABC):
                 f"arrays of length n_rounds = {self.n_rounds} (the distribution's rounds)",
                 f"shapes {action.shape} and {position.shape}",
             )
-        return self._in_range(action, "action", self.n_actions), self._check_position(position)
+        return as_index_below(action, "action", self.n_actions, owner=_OWNER), self._check_position(position)
 
     def _check_position(self, position: np.ndarray) -> np.ndarray:
         """One slot per round, each in ``[0, n_positions)``: a slot past the end would be read in the next
@@ -83,15 +83,7 @@ class ActionDistribution(ABC):
         if position.shape != (self.n_rounds,):
             raise _fail("position", f"an array of length n_rounds = {self.n_rounds} (one slot per round)",
                         f"shape {position.shape}")
-        return self._in_range(position, "position", self.n_positions)
-
-    @staticmethod
-    def _in_range(values: np.ndarray, name: str, size: int) -> np.ndarray:
-        values = as_index(values, name, None, owner=_OWNER)
-        if values.size and (values.min() < 0 or values.max() >= size):
-            row = int(np.flatnonzero((values < 0) | (values >= size))[0])
-            raise _fail(name, f"indices in [0, {size})", f"{values[row]}", row)
-        return values
+        return as_index_below(position, "position", self.n_positions, owner=_OWNER)
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from causalrec._arrays import as_index, as_numeric, check_finite
+from causalrec._arrays import as_index, as_index_below, as_numeric, check_finite
 from causalrec._results import write_atomic
 from causalrec.exceptions import ValidationError
 
@@ -233,11 +233,8 @@ class LoggedFeedback:
                 raise _fail("rows", f"a boolean mask of length n_rounds = {self.n_rounds}", f"shape {rows.shape}")
             rows = np.flatnonzero(rows)
         else:
-            rows = as_index(rows, "rows", None, owner=_OWNER)
-            outside = (rows < 0) | (rows >= self.n_rounds)
-            if outside.any():
-                row = _first(outside)
-                raise _fail("rows", f"row numbers in [0, n_rounds) = [0, {self.n_rounds})", f"{rows[row]}", row)
+            rows = as_index_below(rows, "rows", self.n_rounds, owner=_OWNER,
+                                  expected=f"row numbers in [0, n_rounds) = [0, {self.n_rounds})")
         if rows.size == 0:
             raise _fail("rows", "at least one selected row", "an empty selection")
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from causalrec._arrays import as_index, as_numeric, check_finite
+from causalrec._arrays import as_index_below, as_numeric, check_finite
 from causalrec._checks import positive_integer
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import ValidationError
@@ -121,14 +121,14 @@ class SimulatedWorld:
                 rounds, actions, probs = target.support(np.full(target.n_rounds, slot))
                 total += float(np.sum(probs * mu[rounds, actions, slot]))
             return total / (self.n_users * self.n_positions)
-        users = as_index(users, "users", None, owner=_OWNER)
-        _check_range(users, "users", self.n_users, "a user index of the world")
+        users = as_index_below(users, "users", self.n_users, owner=_OWNER,
+                               expected=f"a user index of the world, in [0, {self.n_users})")
         if positions is None:
             positions = np.zeros_like(users)
         else:
-            positions = as_index(positions, "positions", len(users), owner=_OWNER)
             n_slots = min(self.n_positions, target.n_positions)
-            _check_range(positions, "positions", n_slots, "a slot of the world and of the target")
+            positions = as_index_below(positions, "positions", n_slots, owner=_OWNER, n_rows=len(users),
+                                       expected=f"a slot of the world and of the target, in [0, {n_slots})")
         if target.n_rounds != len(users):
             raise ValidationError("target", f"{len(users)} rounds (one per row)", f"{target.n_rounds}", owner=_OWNER)
         rounds, actions, probs = target.support(positions)
@@ -308,9 +308,3 @@ def make_world(
         config=config,
     )
 
-
-def _check_range(values: np.ndarray, field_name: str, size: int, what: str) -> None:
-    outside = (values < 0) | (values >= size)
-    if outside.any():
-        row = int(np.flatnonzero(outside)[0])
-        raise ValidationError(field_name, f"{what}, in [0, {size})", f"{values[row]}", row, owner=_OWNER)

@@ -5,7 +5,7 @@ variable ``CAUSALREC_DATA_DIR`` (one sub-folder per data set, see ``shared/data/
 ``data_dir=`` argument, which wins over the variable. Downloaded data (only the Open Bandit sample can be
 downloaded) goes to a user cache: ``cache_dir=``, else ``CAUSALREC_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/causalrec`` or ``~/.cache/causalrec``. The cache has the same layout as the data folder, so
-a cache root can also serve as a data folder. The small helper at the end is shared by the loaders.
+a cache root can also serve as a data folder. The small helpers at the end are shared by the loaders.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from causalrec.exceptions import ValidationError
 
 DATA_DIR_VARIABLE = "CAUSALREC_DATA_DIR"
 CACHE_DIR_VARIABLE = "CAUSALREC_CACHE_DIR"
@@ -112,3 +115,18 @@ def read_only_copy(array: object) -> np.ndarray:
     copy = np.array(array, copy=True)
     copy.flags.writeable = False
     return copy
+
+
+def read_csv(path: Path, required: Iterable[str], **options) -> pd.DataFrame:
+    """A CSV file of a data set with its ``required`` columns, or a ValidationError naming the file (a parser
+    error, an empty file, or the columns that are absent)."""
+    try:
+        frame = pd.read_csv(path, **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValidationError("file", "a readable CSV file", str(error).strip(), owner=str(path)) from None
+    required = list(required)
+    absent = [column for column in required if column not in frame.columns]
+    if absent:
+        raise ValidationError("columns", f"the columns {required}", f"no {absent} (it has {list(frame.columns)[:8]})",
+                              owner=str(path))
+    return frame

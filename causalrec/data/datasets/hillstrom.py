@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from causalrec._arrays import as_index, as_numeric, check_finite
-from causalrec.data.datasets._paths import locate_dataset
+from causalrec.data.datasets._paths import locate_dataset, read_csv
 from causalrec.exceptions import ValidationError
 
 DATASET_FOLDER = "hillstrom"
@@ -52,14 +52,7 @@ def load_hillstrom(*, data_dir: str | os.PathLike | None = None) -> pd.DataFrame
     """
     folder = locate_dataset(DATASET_FOLDER, ["hillstrom.csv"], data_dir)
     path = folder / "hillstrom.csv"
-    try:
-        raw = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ValidationError("file", "a readable CSV file", str(error).strip(), owner=str(path)) from None
-    expected = [*_INTEGER_COLUMNS, *_FLOAT_COLUMNS, *_LEVELS]
-    absent = [column for column in expected if column not in raw.columns]
-    if absent:
-        raise ValidationError("hillstrom.csv", f"the columns {expected}", f"no {absent}")
+    raw = read_csv(path, [*_INTEGER_COLUMNS, *_FLOAT_COLUMNS, *_LEVELS])
     # A truncated file would still load and shift every arm mean, the ground truth this data set is for.
     if len(raw) != N_CUSTOMERS:
         raise ValidationError("rows", f"{N_CUSTOMERS:,} customers (one per row)", f"{len(raw):,} rows",

@@ -49,6 +49,7 @@ from causalrec.data.datasets._paths import (
     DatasetNotFoundError,
     describe_data_dir,
     missing_files,
+    read_csv,
     read_only_copy,
     resolve_cache_dir,
     resolve_data_dir,
@@ -242,8 +243,8 @@ def _read_sample(
     folder: Path, source: str, behavior: str, campaign: str, include_affinity: bool
 ) -> OpenBanditDataset:
     log_path, item_path = (folder / relative for relative in _log_files(behavior, campaign))
-    logs = _read_csv(log_path, ["timestamp", "item_id", "position", "click", "propensity_score"])
-    item_context = _read_csv(item_path, ["item_id", "item_feature_0"])
+    logs = read_csv(log_path, ["timestamp", "item_id", "position", "click", "propensity_score"], index_col=0)
+    item_context = read_csv(item_path, ["item_id", "item_feature_0"], index_col=0)
     item_context = item_context.set_index("item_id", drop=False).sort_index()
     item_context.index.name = None
     n_actions = int(item_context.shape[0])
@@ -359,17 +360,6 @@ def _read_prior(path: Path, campaign: str, n_actions: int) -> BetaPrior:
 _RAW_COLUMNS = {"action": "item_id", "reward": "click", "pscore": "propensity_score"}
 
 
-def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
-    """A CSV of the sample with its required columns, or a ValidationError naming the file."""
-    try:
-        frame = pd.read_csv(path, index_col=0)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ValidationError("file", "a readable CSV file", str(error).strip(), owner=str(path)) from None
-    absent = [column for column in required if column not in frame.columns]
-    if absent:
-        raise ValidationError("columns", f"the columns {required}", f"no {absent} (it has {list(frame.columns)[:8]})",
-                              owner=str(path))
-    return frame
 
 
 # ---------------------------------------------------------------------------------------------- download cache
