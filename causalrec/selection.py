@@ -424,13 +424,13 @@ def select_models(
                    ess=values.loc[candidate.name, "ess"], reliable=bool(values.loc[candidate.name, "reliable"]))
         if candidate.name in differences.index:
             diff = differences.loc[candidate.name]
-            # One-sided bound at alpha / m with the same t reference (df) as the two-sided intervals.
-            t_lower = float(stats.t.ppf(1 - alpha / m, diff["df"]))
+            # One-sided bound at alpha / m, from the same interval construction as the two-sided intervals.
             row.update(uplift=diff["difference"], uplift_se=diff["se"], uplift_ci_low=diff["ci_low"],
-                       uplift_ci_high=diff["ci_high"], uplift_lcb=diff["difference"] - t_lower * diff["se"],
+                       uplift_ci_high=diff["ci_high"], uplift_lcb=diff["lower_bound"], uplift_df=diff["df"],
                        p_value=diff["p_value"])
         else:  # the baseline itself
-            row.update(uplift=0.0, uplift_se=0.0, uplift_ci_low=0.0, uplift_ci_high=0.0, uplift_lcb=0.0, p_value=np.nan)
+            row.update(uplift=0.0, uplift_se=0.0, uplift_ci_low=0.0, uplift_ci_high=0.0, uplift_lcb=0.0,
+                       uplift_df=np.nan, p_value=np.nan)
         rows.append(row)
     table = pd.DataFrame(rows)
     higher_is_better = accuracy_metric != "log_loss"
@@ -447,8 +447,11 @@ def select_models(
     else:
         winner = None
         decision = "no significant winner: no candidate's simultaneous lower bound of uplift is above 0"
+    kinds = {"score": "score (test-inversion) intervals", "wald": "Student-t Wald intervals"}
+    used = [kinds[k] for k in dict.fromkeys(comparison.differences.get("interval", []))]
     correction = (f"Bonferroni over {m} candidates: one-sided lower bounds at level {alpha / m:.3g} each "
-                  f"(family-wise error <= {alpha}); intervals two-sided at {alpha / m:.3g}")
+                  f"(family-wise error <= {alpha}); intervals two-sided at {alpha / m:.3g}"
+                  + (f"; {' and '.join(used)}" if used else ""))
     warnings_ = comparison.warnings
     if comparison.pscore_source != "logged":
         warnings_ = (f"pscore {comparison.pscore_source}", *warnings_)

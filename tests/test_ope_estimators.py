@@ -8,11 +8,21 @@ estimated_rewards_by_reg_model (n, A, L)), computed independently of causalrec's
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
 
-from causalrec import LoggedFeedback, ValidationError, compare_policies, evaluate_policy, policy, simulate
+from causalrec import (
+    CausalrecWarning,
+    LoggedFeedback,
+    ValidationError,
+    compare_policies,
+    evaluate_policy,
+    policy,
+    simulate,
+)
 from causalrec.ope.inference import (
     poisson_grid_counts,
     poisson_grid_pmf,
@@ -261,12 +271,31 @@ def test_paired_comparison_is_narrower_than_unpaired_and_covers_the_truth():
         true_difference = truths[row.policy] - truths["uniform"]
         assert abs(row.difference - true_difference) < 4 * row.se
     adjusted = compare_policies(logs, targets, baseline="uniform", estimator="ips", adjust="bonferroni")
-    width = comparison.differences["ci_high"] - comparison.differences["ci_low"]
-    adjusted_width = adjusted.differences["ci_high"] - adjusted.differences["ci_low"]
-    degrees = comparison.differences["df"].to_numpy()  # each difference's Student-t degrees of freedom
-    np.testing.assert_allclose(adjusted_width / width, stats.t.ppf(1 - 0.025 / 2, degrees) / stats.t.ppf(0.975, degrees))
+    # IPS differences get the score interval: each end v solves n (D - v)^2 = t^2 Var_v, where the working model
+    # moves round i's click probability along h_i = w_i - w_base_i (the slope of the difference's terms), so
+    # Var_v = s^2 + (v - D) (mean(h^3) / mean(h^2) - 2 D) - (v - D)^2 for IPS (no intercept). Rebuilt here.
+    weight = {name: t.prob_of(logs.action, logs.position) / logs.pscore for name, t in targets.items()}
+    for result, level in ((comparison, 0.05), (adjusted, 0.05 / 2)):
+        assert (result.differences["interval"] == "score").all()
+        for row in result.differences.itertuples():
+            h = weight[row.policy] - weight["uniform"]
+            terms = h * logs.reward
+            n, difference = len(terms), terms.mean()
+            assert row.difference == pytest.approx(difference, rel=1e-12)
+            shift = np.mean(h**3) / np.mean(h**2) - 2 * difference
+            for quantile, ends in ((stats.t.ppf(1 - level / 2, row.df), (row.ci_low, row.ci_high)),
+                                   (stats.t.ppf(1 - level, row.df), (row.lower_bound,))):
+                for end in ends:
+                    d = end - difference
+                    assert n * d**2 == pytest.approx(quantile**2 * (terms.var(ddof=1) + d * shift - d**2), rel=1e-9)
+            assert row.ci_low < row.lower_bound < row.difference < row.ci_high
+            # The p-value tests 0 with the statistic the interval inverts: below `level` exactly when 0 is outside.
+            assert (row.p_value < level) == (not row.ci_low <= 0 <= row.ci_high)
+    assert (adjusted.differences["ci_high"] - adjusted.differences["ci_low"]
+            > comparison.differences["ci_high"] - comparison.differences["ci_low"]).all()
     payload = comparison.to_dict()
-    assert {"policy", "baseline", "difference", "se", "ci_low", "ci_high"} <= set(payload["comparisons"][0])
+    assert {"policy", "baseline", "difference", "se", "ci_low", "ci_high", "lower_bound", "interval"} <= set(
+        payload["comparisons"][0])
 
 
 def test_evaluation_input_errors():
@@ -384,3 +413,42 @@ def test_weighting_estimators_get_score_intervals_and_the_dr_family_keeps_wald()
         assert estimate.ci_high - estimate.value > estimate.value - estimate.ci_low  # stretched upwards
     dr = result["dr"]
     assert dr.ci_high - dr.value == pytest.approx(dr.value - dr.ci_low, rel=1e-9)
+
+
+def test_paired_difference_score_interval_covers_where_wald_misses_the_rare_heavy_rewards():
+    """Oracle: a context-free bandit with exact truth. The logging policy shows 200 items popularity-biased
+    (0.9 softmax + 0.1 uniform), rarer items are clicked more often, and the target picks one uniformly random
+    item per round (weights up to ~2,000, ESS ~1% of n). SNIPS uplift over the logging policy: the Wald interval
+    misses from above (a low estimate, because the few heavy clicks did not occur, comes with a low variance);
+    the score interval (direction h = the difference's slope) keeps both tails at or below their share."""
+    from causalrec.policy import SparseDistribution
+
+    n_items, n, replications, alpha = 200, 20_000, 400, 0.05
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=n_items)
+    z = (z - z.mean()) / z.std()
+    popular = np.exp(1.5 * z)
+    pi0 = 0.9 * popular / popular.sum() + 0.1 / n_items
+    rarity = np.argsort(np.argsort(pi0)) / (n_items - 1)
+    click = 0.05 + 0.5 * (1 - rarity) ** 3
+    truth = click.mean() - pi0 @ click  # uniform target minus the logging policy
+    misses = {"score": np.zeros(2), "wald": np.zeros(2)}  # (below the interval's low end, above its high end)
+    for _ in range(replications):
+        action = rng.choice(n_items, n, p=pi0)
+        reward = (rng.random(n) < click[action]).astype(float)
+        target = SparseDistribution(np.arange(n), rng.integers(0, n_items, n), np.zeros(n, dtype=int), np.ones(n),
+                                    n_rounds=n, n_actions=n_items)
+        logs = LoggedFeedback(action=action, reward=reward, pscore=pi0[action], n_actions=n_items)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CausalrecWarning)  # every replication is flagged: ESS ~1% of n
+            row = compare_policies(logs, {"t": target}, baseline="logging", estimator="snips",
+                                   alpha=alpha).differences.iloc[0]
+        assert row["interval"] == "score"
+        half = stats.t.ppf(1 - alpha / 2, row["df"]) * row["se"]  # the Student-t Wald interval, for contrast
+        for name, (low, high) in (("score", (row["ci_low"], row["ci_high"])),
+                                  ("wald", (row["difference"] - half, row["difference"] + half))):
+            misses[name] += (truth < low, truth > high)
+    score, wald = misses["score"] / replications, misses["wald"] / replications
+    assert 1 - score.sum() >= 0.95  # measured 0.96-0.97
+    assert score[0] <= 0.045 and score[1] <= 0.025  # each tail near or below its 2.5% (measured ~0.03 / 0)
+    assert 1 - wald.sum() < 0.94 and wald[1] > 0.05  # what the Wald interval gave: ~0.92, ~0.07 missed above

@@ -114,14 +114,28 @@ def test_simultaneous_intervals_use_alpha_over_the_number_of_comparisons_made():
     assert set(comparisons["policy"]) == {"logging", "x", "y"}
     from causalrec.ope.evaluate import compare_policies
 
+    candidates_weight = {c.name: c.resolved_policy(logs.n_positions).prob_of(logs.action, logs.position) / logs.pscore
+                         for c in candidates}
     direct = compare_policies(logs, {c.name: c.resolved_policy(logs.n_positions) for c in candidates},
                               baseline="logging", estimator="ips", alpha=alpha, adjust="bonferroni")
+    single = compare_policies(logs, {c.name: c.resolved_policy(logs.n_positions) for c in candidates},
+                              baseline="logging", estimator="ips", alpha=alpha / m)
     for _, diff in direct.differences.iterrows():
         row = board.table.set_index("candidate").loc[diff["policy"]]
-        half = (row["uplift_ci_high"] - row["uplift_ci_low"]) / 2
-        assert half == pytest.approx(stats.t.ppf(1 - alpha / (2 * m), diff["df"]) * diff["se"], rel=1e-9)
-        assert row["uplift_lcb"] == pytest.approx(diff["difference"] - stats.t.ppf(1 - alpha / m, diff["df"])
-                                                  * diff["se"], rel=1e-9)
+        # Bonferroni = each comparison at alpha / m (IPS: the score interval, h = the difference's slope w - 1).
+        unadjusted = single.differences.set_index("policy").loc[diff["policy"]]
+        assert (row["uplift_ci_low"], row["uplift_ci_high"]) == pytest.approx(
+            (unadjusted["ci_low"], unadjusted["ci_high"]), rel=1e-12)
+        # IPS minus the on-policy mean: terms (w - 1) r, intercept 0, slope w - 1; the one-sided bound solves
+        # n d^2 = t^2 Var_d with Var_d = s^2 + d (mean(slope^3) / mean(slope^2) - 2 D) - d^2.
+        slope = candidates_weight[diff["policy"]] - 1.0
+        terms = slope * logs.reward
+        d = row["uplift_lcb"] - diff["difference"]
+        shift = np.mean(slope**3) / np.mean(slope**2) - 2 * terms.mean()
+        one_sided = stats.t.ppf(1 - alpha / m, diff["df"])
+        assert len(terms) * d**2 == pytest.approx(one_sided**2 * (terms.var(ddof=1) + d * shift - d**2), rel=1e-9)
+        assert row["uplift_ci_low"] < row["uplift_lcb"] < row["uplift"]
+        assert row["uplift_df"] == diff["df"]
     assert "Bonferroni over 2 candidates" in board.correction
     logging_row = next(e for e in board.to_dict()["estimates"] if e["policy"] == "logging")
     assert logging_row["value"] == pytest.approx(logs.reward.mean(), rel=1e-12)

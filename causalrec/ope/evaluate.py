@@ -35,6 +35,7 @@ from causalrec.ope.inference import (
     percentile_interval,
     resampled_means,
     score_interval,
+    score_statistic,
     variance_degrees_of_freedom,
 )
 from causalrec.ope.reward_model import CrossFittedRewardModel, fit_reward_model
@@ -505,7 +506,12 @@ class PolicyComparison(ResultMixin):
 
     ``differences`` holds, per candidate, the estimated uplift ``V(candidate) - V(baseline)`` with its standard
     error and interval; the interval is ``1 - alpha`` per comparison, or simultaneous over all candidates with
-    ``adjust="bonferroni"``.
+    ``adjust="bonferroni"``. ``lower_bound`` is the one-sided bound at the same level, and ``p_value`` tests a
+    zero difference with the statistic the interval inverts. ``interval`` says which: ``"score"`` for the
+    weighting estimators (IPS, clipped IPS, SNIPS) on rewards in [0, 1], a test-inversion interval that tests
+    each value with the variance the difference would have there
+    (:func:`causalrec.ope.inference.score_interval`; with heavy importance weights it stretches towards the
+    rewards a few unseen heavy rows could add), and ``"wald"`` (Student-t) for the others.
     """
 
     baseline: str
@@ -636,12 +642,27 @@ def compare_policies(
         se_difference = float(influence.std(ddof=1) / np.sqrt(n))
         degrees = variance_degrees_of_freedom(influence)
         z = float(stats.t.ppf(1 - level / 2, degrees))
+        z_one_sided = float(stats.t.ppf(1 - level, degrees))
+        decomposition = _difference_decomposition(template, item.inputs, base_inputs)
+        if decomposition is None:
+            low, high = difference - z * se_difference, difference + z * se_difference
+            lower_bound = difference - z_one_sided * se_difference
+            statistic = abs(difference) / se_difference if se_difference > 0 else np.nan
+            interval = "wald"
+        else:
+            # The least favourable direction h = slope: see causalrec.ope.inference.score_interval.
+            low, high = score_interval(difference, influence, *decomposition, z, direction=decomposition[1])
+            lower_bound = score_interval(difference, influence, *decomposition, z_one_sided,
+                                         direction=decomposition[1])[0]
+            statistic = score_statistic(difference, influence, *decomposition, 0.0, direction=decomposition[1])
+            interval = "score"
         differences.append({
             "policy": name, "baseline": baseline, "estimator": template.name, "difference": difference,
-            "se": se_difference, "ci_low": difference - z * se_difference, "ci_high": difference + z * se_difference,
+            "se": se_difference, "ci_low": low, "ci_high": high, "lower_bound": lower_bound,
             "z": difference / se_difference if se_difference > 0 else np.nan,
-            "p_value": float(2 * stats.t.sf(abs(difference / se_difference), degrees)) if se_difference > 0 else np.nan,
+            "p_value": np.nan if np.isnan(statistic) else float(2 * stats.t.sf(statistic, degrees)),
             "df": degrees,
+            "interval": interval,
             "note": chosen_note,
         })
     return PolicyComparison(
@@ -649,6 +670,21 @@ def compare_policies(
         diagnostics={name: item.diagnostics for name, item in prepared.items()}, alpha=alpha, adjust=adjust,
         n_rounds=feedback.n_rounds, pscore_source=source.get("pscore_source", "logged"),
     )
+
+
+def _difference_decomposition(template: Estimator, candidate: EstimatorInputs, baseline: EstimatorInputs | None):
+    """``(intercept, slope)`` of the paired difference's influence terms in the reward (see
+    :func:`_reward_decomposition`), or None where the difference keeps the Wald interval. ``baseline=None`` is the
+    logging policy, whose terms are the rewards themselves (intercept 0, slope 1)."""
+    first = _reward_decomposition(template, candidate)
+    if first is None:
+        return None
+    if baseline is None:
+        return first[0], first[1] - 1.0
+    second = _reward_decomposition(template, baseline)
+    if second is None:
+        return None
+    return first[0] - second[0], first[1] - second[1]
 
 
 def _paired_difference(template: Estimator, candidate: EstimatorInputs, baseline: EstimatorInputs | None,
