@@ -650,11 +650,9 @@ def compare_policies(
             statistic = abs(difference) / se_difference if se_difference > 0 else np.nan
             interval = "wald"
         else:
-            # The least favourable direction h = slope: see causalrec.ope.inference.score_interval.
-            low, high = score_interval(difference, influence, *decomposition, z, direction=decomposition[1])
-            lower_bound = score_interval(difference, influence, *decomposition, z_one_sided,
-                                         direction=decomposition[1])[0]
-            statistic = score_statistic(difference, influence, *decomposition, 0.0, direction=decomposition[1])
+            low, high = score_interval(difference, influence, *decomposition, z)
+            lower_bound = score_interval(difference, influence, *decomposition, z_one_sided)[0]
+            statistic = score_statistic(difference, influence, *decomposition, 0.0)
             interval = "score"
         differences.append({
             "policy": name, "baseline": baseline, "estimator": template.name, "difference": difference,
