@@ -35,7 +35,7 @@ from causalrec.ope.inference import (
     percentile_interval,
     resampled_means,
     score_interval,
-    score_statistic,
+    score_test,
     variance_degrees_of_freedom,
 )
 from causalrec.ope.reward_model import CrossFittedRewardModel, fit_reward_model
@@ -354,11 +354,11 @@ def _point_and_analytic(
     if output.influence is None:
         return output.value, float("nan"), float("nan"), float("nan"), note, None
     se = float(output.influence.std(ddof=1) / np.sqrt(len(output.influence)))
-    z = interval_quantile(output.influence, alpha)
     decomposition = _reward_decomposition(estimator, inputs) if score else None
     if decomposition is not None:
-        low, high = score_interval(output.value, output.influence, *decomposition, z)
+        low, high = score_interval(output.value, output.influence, *decomposition, alpha / 2)
         return output.value, se, low, high, note, output
+    z = interval_quantile(output.influence, alpha)
     if not estimator.has_interval:
         if dm_bias_bound is None:
             return output.value, float("nan"), float("nan"), float("nan"), note, output
@@ -507,7 +507,8 @@ class PolicyComparison(ResultMixin):
     ``differences`` holds, per candidate, the estimated uplift ``V(candidate) - V(baseline)`` with its standard
     error and interval; the interval is ``1 - alpha`` per comparison, or simultaneous over all candidates with
     ``adjust="bonferroni"``. ``lower_bound`` is the one-sided bound at the same level, and ``p_value`` tests a
-    zero difference with the statistic the interval inverts. ``interval`` says which: ``"score"`` for the
+    zero difference with the test the interval inverts; ``df`` is the Student-t reference of the Wald interval (the
+    score interval takes its degrees of freedom at each tested value). ``interval`` says which: ``"score"`` for the
     weighting estimators (IPS, clipped IPS, SNIPS) on rewards in [0, 1], a test-inversion interval that tests
     each value with the variance the difference would have there
     (:func:`causalrec.ope.inference.score_interval`; with heavy importance weights it stretches towards the
@@ -641,24 +642,24 @@ def compare_policies(
         n = len(influence)
         se_difference = float(influence.std(ddof=1) / np.sqrt(n))
         degrees = variance_degrees_of_freedom(influence)
-        z = float(stats.t.ppf(1 - level / 2, degrees))
-        z_one_sided = float(stats.t.ppf(1 - level, degrees))
         decomposition = _difference_decomposition(template, item.inputs, base_inputs)
         if decomposition is None:
+            z = float(stats.t.ppf(1 - level / 2, degrees))
+            z_one_sided = float(stats.t.ppf(1 - level, degrees))
             low, high = difference - z * se_difference, difference + z * se_difference
             lower_bound = difference - z_one_sided * se_difference
-            statistic = abs(difference) / se_difference if se_difference > 0 else np.nan
+            p_value = float(2 * stats.t.sf(abs(difference) / se_difference, degrees)) if se_difference > 0 else np.nan
             interval = "wald"
         else:
-            low, high = score_interval(difference, influence, *decomposition, z)
-            lower_bound = score_interval(difference, influence, *decomposition, z_one_sided)[0]
-            statistic = score_statistic(difference, influence, *decomposition, 0.0)
+            low, high = score_interval(difference, influence, *decomposition, level / 2)
+            lower_bound = score_interval(difference, influence, *decomposition, level)[0]
+            p_value = score_test(difference, influence, *decomposition, 0.0)
             interval = "score"
         differences.append({
             "policy": name, "baseline": baseline, "estimator": template.name, "difference": difference,
             "se": se_difference, "ci_low": low, "ci_high": high, "lower_bound": lower_bound,
             "z": difference / se_difference if se_difference > 0 else np.nan,
-            "p_value": np.nan if np.isnan(statistic) else float(2 * stats.t.sf(statistic, degrees)),
+            "p_value": p_value,
             "df": degrees,
             "interval": interval,
             "note": chosen_note,
