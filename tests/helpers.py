@@ -19,8 +19,9 @@ def score_excess(end, influence, intercept, slope, tail):
     """``n d^2 - t^2 Var_d`` at an interval end ``value + d`` of causalrec's score interval, rebuilt from its
     definition for 0/1 rewards: the rounds with a positive slope have their click probability moved by ``delta``,
     so each raw moment of ``y = influence - mean`` moves by ``delta * mean(h ((y0 + slope)^k - y0^k))``
-    (``y0 = intercept - mean``), ``d = delta * mean(h slope)``, and ``t`` is the Student-t quantile with the
-    Welch-Satterthwaite degrees of freedom of the kurtosis at ``d``. Zero at both ends of the interval."""
+    (``y0 = intercept - mean``), ``d = delta * mean(h slope)``, and ``t`` is the Student-t quantile with the larger
+    Welch-Satterthwaite degrees of freedom of the kurtosis at ``d`` and at the estimate. Zero at both ends of the
+    interval."""
     from scipy import stats
 
     n, centre = len(influence), influence.mean()
@@ -33,5 +34,6 @@ def score_excess(end, influence, intercept, slope, tail):
     variance = influence.var(ddof=1) + (m2 - np.mean(y**2)) - d * d
     central2 = m2 - m1**2
     kurtosis = (m4 - 4 * m1 * m3 + 6 * m1**2 * m2 - 3 * m1**4) / central2**2
-    degrees = max(1.0, 2 / (2 / (n - 1) + max(kurtosis - 3, 0) / n))
+    at_estimate = np.mean(y**4) / np.mean(y**2) ** 2
+    degrees = max(max(1.0, 2 / (2 / (n - 1) + max(k - 3, 0) / n)) for k in (kurtosis, at_estimate))
     return n * d * d - stats.t.ppf(1 - tail, degrees) ** 2 * variance, n * d * d
