@@ -15,21 +15,26 @@ class Memoriser(BaseEstimator, RegressorMixin):
         return np.array([1.0 if tuple(r) in self.seen_ else 0.0 for r in features.toarray().round(12)])
 
 
-def score_excess(end, influence, intercept, slope, tail):
+def score_excess(end, influence, intercept, slope, tail, shrink=False):
     """``n d^2 - t^2 Var_d`` at an interval end ``value + d`` of causalrec's score interval, rebuilt from its
     definition for 0/1 rewards: the rounds with a positive slope have their click probability moved by ``delta``,
     so each raw moment of ``y = influence - mean`` moves by ``delta * mean(h ((y0 + slope)^k - y0^k))``
     (``y0 = intercept - mean``), ``d = delta * mean(h slope)``, and ``t`` is the Student-t quantile with the larger
-    Welch-Satterthwaite degrees of freedom of the kurtosis at ``d`` and at the estimate. Zero at both ends of the
-    interval."""
+    Welch-Satterthwaite degrees of freedom of the kurtosis at ``d`` and at the estimate. ``shrink``: the second way
+    down, the observed rewards of those rounds shrink by one factor (each row's change weighted by its reward).
+    Zero at the interval's upper end; at the lower end for one of the two ways down and >= 0 for the other."""
     from scipy import stats
 
     n, centre = len(influence), influence.mean()
     d = end - centre
     h = slope > 0
-    delta = d / np.mean(np.where(h, slope, 0.0))
+    rows = np.where(h, np.clip((influence - intercept) / np.where(h, slope, 1.0), 0, 1), 0.0) if shrink else h
+    delta = d / np.mean(np.where(h, rows * slope, 0.0))
+    if shrink and delta < -1:  # more than every observed reward removed: not a value this way down reaches
+        return np.inf, n * d * d
     y, y0 = influence - centre, intercept - centre
-    moments = [np.mean(y**k) + delta * np.mean(np.where(h, (y0 + slope) ** k - y0**k, 0.0)) for k in (1, 2, 3, 4)]
+    moments = [np.mean(y**k) + delta * np.mean(np.where(h, rows * ((y0 + slope) ** k - y0**k), 0.0))
+               for k in (1, 2, 3, 4)]
     m1, m2, m3, m4 = moments
     variance = influence.var(ddof=1) + (m2 - np.mean(y**2)) - d * d
     central2 = m2 - m1**2

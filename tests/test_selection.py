@@ -126,11 +126,14 @@ def test_simultaneous_intervals_use_alpha_over_the_number_of_comparisons_made():
         assert (row["uplift_ci_low"], row["uplift_ci_high"]) == pytest.approx(
             (unadjusted["ci_low"], unadjusted["ci_high"]), rel=1e-12)
         # IPS minus the on-policy mean: terms (w - 1) r, intercept 0, slope w - 1; the one-sided bound is the
-        # score interval's lower end at level alpha / m (rebuilt from its definition in tests/helpers.py).
+        # score interval's lower end at level alpha / m (rebuilt from its definition in tests/helpers.py): the
+        # smaller of its two ways down.
         slope = candidates_weight[diff["policy"]] - 1.0
         terms = slope * logs.reward
-        excess, scale = score_excess(row["uplift_lcb"], terms, np.zeros(len(terms)), slope, alpha / m)
-        assert abs(excess) <= 1e-8 * scale
+        results = [score_excess(row["uplift_lcb"], terms, np.zeros(len(terms)), slope, alpha / m, shrink)
+                   for shrink in (False, True)]  # the smaller of the two ways down
+        assert min(abs(excess) / scale for excess, scale in results) <= 1e-8
+        assert all(excess >= -1e-8 * scale for excess, scale in results)
         assert row["uplift_ci_low"] < row["uplift_lcb"] < row["uplift"]
         assert row["uplift_df"] == diff["df"]
     assert "Bonferroni over 2 candidates" in board.correction

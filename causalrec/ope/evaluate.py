@@ -346,6 +346,14 @@ def _reward_decomposition(estimator: Estimator, inputs: EstimatorInputs) -> tupl
     return intercept, slope
 
 
+def _within(low: float, high: float, smallest: float, largest: float) -> tuple[float, float]:
+    """An interval intersected with the range its quantity can take; left as it is when they do not meet (an
+    estimate far outside the range, e.g. IPS above 1 from one heavy click, is shown with its own interval)."""
+    if high < smallest or low > largest:
+        return low, high
+    return max(low, smallest), min(high, largest)
+
+
 def _point_and_analytic(
     estimator: Estimator, inputs: EstimatorInputs, alpha: float, dm_bias_bound: float | None, score: bool = True
 ):
@@ -357,6 +365,8 @@ def _point_and_analytic(
     decomposition = _reward_decomposition(estimator, inputs) if score else None
     if decomposition is not None:
         low, high = score_interval(output.value, output.influence, *decomposition, alpha / 2)
+        # Rewards in [0, 1] (the score interval's condition): the policy value is in [0, 1] too.
+        low, high = _within(low, high, 0.0, 1.0)
         return output.value, se, low, high, note, output
     z = interval_quantile(output.influence, alpha)
     if not estimator.has_interval:
@@ -653,6 +663,9 @@ def compare_policies(
         else:
             low, high = score_interval(difference, influence, *decomposition, level / 2)
             lower_bound = score_interval(difference, influence, *decomposition, level)[0]
+            # Rewards in [0, 1]: a difference of two policy values is in [-1, 1].
+            low, high = _within(low, high, -1.0, 1.0)
+            lower_bound = _within(lower_bound, high, -1.0, 1.0)[0]
             p_value = score_test(difference, influence, *decomposition, 0.0)
             interval = "score"
         differences.append({

@@ -213,36 +213,44 @@ class _ScoreModel:
         low = intercept[raised] - centre
         high = low + slope[raised]
         low2, high2 = low * low, high * high
-        self.growth = tuple(value / n for value in (
-            float(high.sum() - low.sum()), float(high2.sum() - low2.sum()),
-            float(np.dot(high2, high) - np.dot(low2, low)), float(np.dot(high2, high2) - np.dot(low2, low2))))
+        change = (high - low, high2 - low2, high2 * high - low2 * low, high2 * high2 - low2 * low2)
+        self.growth = tuple(float(c.sum()) / n for c in change)
+        # The second way down: the observed rewards of those rounds shrink by one factor (r_i -> r_i (1 - e)),
+        # the reward read back from the terms (influence = intercept + slope * r).
+        observed = np.clip((influence[raised] - intercept[raised]) / slope[raised], 0.0, 1.0)
+        self.moved_down = float(np.dot(observed, slope[raised])) / n
+        self.growth_down = tuple(float(np.dot(observed, c)) / n for c in change)
 
     @property
     def usable(self) -> bool:
         return self.n >= 3 and np.isfinite(self.moved) and self.moved > 1e-12 and np.isfinite(self.raw).all() \
             and np.isfinite(self.growth).all()
 
-    def at(self, d: float) -> tuple[float, float]:
-        """``(variance, degrees of freedom)`` of the terms if the true value were ``mean + d``."""
-        delta = d / self.moved
-        m1, m2, m3, m4 = (raw + delta * growth for raw, growth in zip(self.raw, self.growth, strict=True))
-        variance = self.variance + delta * self.growth[1] - d * d
+    def at(self, d: float, shrink: bool = False) -> tuple[float, float]:
+        """``(variance, degrees of freedom)`` of the terms if the true value were ``mean + d``: the rounds with a
+        positive slope all move by ``delta``, or (``shrink``, for ``d < 0``) their observed rewards shrink."""
+        moved, growth = (self.moved_down, self.growth_down) if shrink else (self.moved, self.growth)
+        delta = d / moved
+        if shrink and delta < -1:  # more than every observed reward removed
+            return -1.0, self.floor
+        m1, m2, m3, m4 = (raw + delta * g for raw, g in zip(self.raw, growth, strict=True))
+        variance = self.variance + delta * growth[1] - d * d
         central2 = m2 - m1 * m1
         if not (variance > 0 and central2 > 0):
             return variance, self.floor
         central4 = m4 - 4 * m1 * m3 + 6 * m1 * m1 * m2 - 3 * m1**4
         return variance, max(self.floor, _satterthwaite(self.n, central4 / central2**2))
 
-    def excess(self, d: float, tail: float) -> float:
+    def excess(self, d: float, tail: float, shrink: bool = False) -> float:
         """``n d^2 - t^2 Var_d``: <= 0 inside the interval (t: the upper-``tail`` Student-t quantile at ``d``)."""
-        variance, degrees = self.at(d)
+        variance, degrees = self.at(d, shrink)
         if not variance > 0:
             return np.inf if d != 0 else 0.0
         quantile = float(special.stdtrit(degrees, 1 - tail))
         return self.n * d * d - quantile * quantile * variance
 
 
-def _score_end(model: _ScoreModel, tail: float, sign: float) -> float:
+def _score_end(model: _ScoreModel, tail: float, sign: float, shrink: bool = False) -> float:
     """Distance from the estimate to the interval's end on one side (``sign`` +1 above, -1 below): the crossing of
     :meth:`_ScoreModel.excess` from inside to outside nearest the estimate, bracketed by halving or doubling a
     Wald-sized step and refined by Brent's method; 0 when no value on that side is inside."""
@@ -250,11 +258,11 @@ def _score_end(model: _ScoreModel, tail: float, sign: float) -> float:
                 abs(model.growth[1] / model.moved) / model.n, 1e-300)
     inside = outside = None
     d = sign * scale
-    if model.excess(d, tail) <= 0:
+    if model.excess(d, tail, shrink) <= 0:
         inside = d
         for _ in range(200):  # double until outside
             d *= 2.0
-            if model.excess(d, tail) > 0:
+            if model.excess(d, tail, shrink) > 0:
                 outside = d
                 break
             inside = d
@@ -264,14 +272,22 @@ def _score_end(model: _ScoreModel, tail: float, sign: float) -> float:
         outside = d
         for _ in range(200):  # halve until inside; the first crossing lies between
             d /= 2.0
-            if model.excess(d, tail) <= 0:
+            if model.excess(d, tail, shrink) <= 0:
                 inside = d
                 break
             outside = d
         else:
             return 0.0
-    return float(optimize.brentq(model.excess, inside, outside, args=(tail,), xtol=1e-14 * abs(outside),
+    return float(optimize.brentq(model.excess, inside, outside, args=(tail, shrink), xtol=1e-14 * abs(outside),
                                  rtol=1e-12))
+
+
+def _lower_end(model: _ScoreModel, tail: float) -> float:
+    """The lower end: a value is excluded only when both ways down reject it (see :func:`score_interval`)."""
+    shift = _score_end(model, tail, -1.0)
+    if model.moved_down > 1e-12:
+        shift = min(shift, _score_end(model, tail, -1.0, shrink=True))
+    return shift
 
 
 def score_interval(
@@ -293,6 +309,13 @@ def score_interval(
     larger of two Welch-Satterthwaite degrees of freedom (:func:`variance_degrees_of_freedom`): from the kurtosis
     of the terms at the estimate, and from the kurtosis they would have at ``v`` under the same model. With no
     heavy rows it is the Wald interval (to order 1/n).
+
+    Below the estimate a second way down is tested too: the observed rewards of those rounds shrink by one factor
+    (``r_i -> r_i (1 - e)``, the same moments weighted by each round's reward), and a value is excluded only when
+    both ways reject it. The first way alone cannot lower a value that one clicked heavy round inflated (the other
+    heavy rounds have no click to lose, and lowering them drives the variance to zero), so its lower end sat at
+    the estimate: on simulated Open-Bandit-BTS-like logs it missed the truth from below in 14% of replications,
+    0% with both ways, 2% wider.
 
     For one policy's value every slope is >= 0, so the policy's rewards shift alike and its value moves by
     ``delta``; heavily weighted rows without a reward still count in ``mean(slope^2)``, so the upper limit
@@ -318,7 +341,7 @@ def score_interval(
         half = float(scipy_stats.t.ppf(1 - tail, variance_degrees_of_freedom(influence))) * np.sqrt(
             max(variance, 0.0) / max(n, 1))
         return value - half, value + half
-    return value + _score_end(model, tail, -1.0), value + _score_end(model, tail, 1.0)
+    return value + _lower_end(model, tail), value + _score_end(model, tail, 1.0)
 
 
 def score_test(value: float, influence: np.ndarray, intercept: np.ndarray, slope: np.ndarray,
@@ -329,14 +352,17 @@ def score_test(value: float, influence: np.ndarray, intercept: np.ndarray, slope
     n = len(influence)
     model = _ScoreModel(influence, intercept, slope)
     d = null - value
-    if model.usable:
-        variance, degrees = model.at(d)
-    else:
-        variance = float(influence.var(ddof=1)) if n > 1 else 0.0
-        degrees = variance_degrees_of_freedom(influence)
-    if not variance > 0:
-        return 1.0 if d == 0 else 0.0
-    return float(2 * scipy_stats.t.sf(abs(d) / np.sqrt(variance / n), degrees))
+
+    def p_value(variance: float, degrees: float) -> float:
+        if not variance > 0:
+            return 1.0 if d == 0 else 0.0
+        return float(2 * scipy_stats.t.sf(abs(d) / np.sqrt(variance / n), degrees))
+
+    if not model.usable:
+        return p_value(float(influence.var(ddof=1)) if n > 1 else 0.0, variance_degrees_of_freedom(influence))
+    if d < 0 and model.moved_down > 1e-12:  # below the estimate: rejected only when both ways down reject
+        return max(p_value(*model.at(d)), p_value(*model.at(d, shrink=True)))
+    return p_value(*model.at(d))
 
 
 def percentile_interval(replicates: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
