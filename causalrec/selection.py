@@ -358,10 +358,9 @@ class Leaderboard(ResultMixin):
         left.set_xlabel(f"{self.accuracy_metric} on the logs (naive)")
         left.set_title("Ranked by accuracy on the logs")
         y = np.arange(len(by_uplift))
-        errors = np.vstack([by_uplift["uplift"] - by_uplift["uplift_ci_low"],
-                            by_uplift["uplift_ci_high"] - by_uplift["uplift"]])
         colors = ["tab:green" if c == self.winner else "tab:blue" for c in by_uplift["candidate"]]
-        right.errorbar(by_uplift["uplift"], y, xerr=errors, fmt="none", ecolor="tab:blue", capsize=3)
+        # Lines from end to end: an interval cut to [-1, 1] need not hold an estimate outside that range.
+        right.hlines(y, by_uplift["uplift_ci_low"], by_uplift["uplift_ci_high"], color="tab:blue")
         right.scatter(by_uplift["uplift"], y, color=colors, zorder=3)
         right.set_yticks(y, by_uplift["candidate"])
         right.axvline(0, color="black", linestyle="--", linewidth=1)

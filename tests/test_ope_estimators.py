@@ -578,3 +578,44 @@ def test_score_intervals_stay_within_the_range_of_a_click_rate():
     from causalrec.ope.evaluate import _within
 
     assert _within(1.2, 3.0, 0.0, 1.0) == (1.2, 3.0) and _within(-0.5, 0.4, 0.0, 1.0) == (0.0, 0.4)
+
+
+def test_plots_draw_an_estimate_outside_its_range_cut_interval(tmp_path):
+    """IPS of 4.4 from two clicks on rounds weighted ~21,700 is an impossible click rate; its interval is cut to
+    [0, 1] (a paired one to [-1, 1]) and no longer holds it. The report's and the leaderboard's plots drew error
+    bars from the estimate, which matplotlib refuses when an end lies on the wrong side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from causalrec.ope.open_bandit import OpenBanditEvaluation
+    from causalrec.report import Report
+    from causalrec.report.ope import ope_truth_section
+    from causalrec.selection import Candidate, select_models
+
+    n = 10_000
+    rng = np.random.default_rng(0)
+    action = rng.integers(0, 2, n)
+    pscore = np.full(n, 0.5)
+    heavy = np.flatnonzero(action == 0)[:5]
+    pscore[heavy] = 2.3e-5
+    reward = (rng.random(n) < 0.005).astype(float)
+    reward[heavy] = 0.0
+    reward[heavy[:2]] = 1.0
+    logs = LoggedFeedback(action=action, reward=reward, pscore=pscore, n_actions=2)
+    uniform = policy.uniform_random(n, 2, 1)  # weight 0.5 / pscore
+    scores = rng.random((n, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        result = evaluate_policy(logs, uniform, estimators=["ips", "snips"])
+        board = select_models([Candidate("uniform", scores, policy=uniform), Candidate("greedy", scores)], logs,
+                              estimator="ips")
+    assert result["ips"].value > result["ips"].ci_high == 1.0
+    row = board.table.set_index("candidate").loc["uniform"]
+    assert row["uplift"] > row["uplift_ci_high"] == 1.0
+    assert len(board.plot().axes) == 2
+    evaluation = OpenBanditEvaluation(campaign="all", behavior="random", evaluation="uniform", target="simulated",
+                                      truth=0.005, truth_se=0.001, result=result)
+    report = Report("ope")
+    report.add(ope_truth_section([evaluation]))
+    html_path, _ = report.write(tmp_path)
+    assert html_path.exists()

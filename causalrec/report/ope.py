@@ -46,12 +46,12 @@ def ope_truth_section(evaluations: Sequence, title: str = "Off-policy evaluation
     for axis, evaluation, frame in zip(axes.ravel(), evaluations, frames, strict=False):
         positions = np.arange(len(frame))
         has_interval = frame["ci_low"].notna().to_numpy()
-        lower = (frame["value"] - frame["ci_low"]).to_numpy()
-        upper = (frame["ci_high"] - frame["value"]).to_numpy()
-        axis.errorbar(
-            frame["value"][has_interval], positions[has_interval],
-            xerr=np.vstack([lower[has_interval], upper[has_interval]]), fmt="o", capsize=3, label="estimate, 95% CI",
-        )
+        # Lines from end to end, not error bars: an estimate outside the range of a click rate (IPS above 1) lies
+        # outside its interval, which is cut to that range.
+        axis.hlines(positions[has_interval], frame["ci_low"][has_interval], frame["ci_high"][has_interval],
+                    color="tab:blue")
+        axis.plot(frame["value"][has_interval], positions[has_interval], "o", color="tab:blue",
+                  label="estimate, 95% CI")
         axis.plot(frame["value"][~has_interval], positions[~has_interval], "s", color="tab:orange", label="no interval")
         axis.axvline(evaluation.truth, linestyle="--", color="black", label="on-policy truth")
         axis.axvspan(evaluation.truth - 1.96 * evaluation.truth_se, evaluation.truth + 1.96 * evaluation.truth_se,
