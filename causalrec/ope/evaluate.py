@@ -31,11 +31,11 @@ from causalrec.ope.estimators import (
 )
 from causalrec.ope.inference import (
     BOOTSTRAP_METHODS,
+    ScoreTest,
     interval_quantile,
     percentile_interval,
     resampled_means,
     score_interval,
-    score_test,
     variance_degrees_of_freedom,
 )
 from causalrec.ope.reward_model import CrossFittedRewardModel, fit_reward_model
@@ -661,12 +661,11 @@ def compare_policies(
             p_value = float(2 * stats.t.sf(abs(difference) / se_difference, degrees)) if se_difference > 0 else np.nan
             interval = "wald"
         else:
-            low, high = score_interval(difference, influence, *decomposition, level / 2)
-            lower_bound = score_interval(difference, influence, *decomposition, level)[0]
+            test = ScoreTest(difference, influence, *decomposition)
             # Rewards in [0, 1]: a difference of two policy values is in [-1, 1].
-            low, high = _within(low, high, -1.0, 1.0)
-            lower_bound = _within(lower_bound, high, -1.0, 1.0)[0]
-            p_value = score_test(difference, influence, *decomposition, 0.0)
+            low, high = _within(*test.interval(level / 2), -1.0, 1.0)
+            lower_bound = _within(test.lower_bound(level), high, -1.0, 1.0)[0]
+            p_value = test.p_value(0.0)
             interval = "score"
         differences.append({
             "policy": name, "baseline": baseline, "estimator": template.name, "difference": difference,

@@ -334,35 +334,54 @@ def score_interval(
     freedom: moving the other rounds down as well (``h = sign(slope)``) under-covered with a handful of clicks
     (94%), and ``h = slope`` (the L2 least favourable direction) was up to 30% wider.
     """
-    model = _ScoreModel(influence, intercept, slope)
-    if not model.usable:
-        n = len(influence)
-        variance = float(influence.var(ddof=1)) if n > 1 else 0.0
-        half = float(scipy_stats.t.ppf(1 - tail, variance_degrees_of_freedom(influence))) * np.sqrt(
-            max(variance, 0.0) / max(n, 1))
-        return value - half, value + half
-    return value + _lower_end(model, tail), value + _score_end(model, tail, 1.0)
+    return ScoreTest(value, influence, intercept, slope).interval(tail)
 
 
-def score_test(value: float, influence: np.ndarray, intercept: np.ndarray, slope: np.ndarray,
-               null: float) -> float:
-    """Two-sided p-value of ``value == null`` by the test :func:`score_interval` inverts: ``|value - null| /
-    sqrt(Var_null / n)`` against the Student-t with the degrees of freedom at ``null`` (0 where the working model
-    leaves no variance at ``null``). Without a usable working model it is the Wald test."""
-    n = len(influence)
-    model = _ScoreModel(influence, intercept, slope)
-    d = null - value
+class ScoreTest:
+    """The test :func:`score_interval` inverts, built once (one pass over the rows) for any number of intervals,
+    one-sided bounds and p-values of the same estimate. Without a usable working model (fewer than 3 rows, or no
+    round whose reward moves the estimate) it is the Student-t Wald test."""
 
-    def p_value(variance: float, degrees: float) -> float:
-        if not variance > 0:
-            return 1.0 if d == 0 else 0.0
-        return float(2 * scipy_stats.t.sf(abs(d) / np.sqrt(variance / n), degrees))
+    def __init__(self, value: float, influence: np.ndarray, intercept: np.ndarray, slope: np.ndarray):
+        self.value = value
+        self.n = len(influence)
+        self.model = _ScoreModel(influence, intercept, slope)
+        if not self.model.usable:
+            self.variance = float(influence.var(ddof=1)) if self.n > 1 else 0.0
+            self.degrees = variance_degrees_of_freedom(influence)
 
-    if not model.usable:
-        return p_value(float(influence.var(ddof=1)) if n > 1 else 0.0, variance_degrees_of_freedom(influence))
-    if d < 0 and model.moved_down > 1e-12:  # below the estimate: rejected only when both ways down reject
-        return max(p_value(*model.at(d)), p_value(*model.at(d, shrink=True)))
-    return p_value(*model.at(d))
+    def _wald_half(self, tail: float) -> float:
+        return float(scipy_stats.t.ppf(1 - tail, self.degrees)) * np.sqrt(max(self.variance, 0.0) / max(self.n, 1))
+
+    def interval(self, tail: float) -> tuple[float, float]:
+        """Two-sided interval with ``tail`` in each tail (``alpha / 2`` for a ``1 - alpha`` interval)."""
+        if not self.model.usable:
+            half = self._wald_half(tail)
+            return self.value - half, self.value + half
+        return self.value + _lower_end(self.model, tail), self.value + _score_end(self.model, tail, 1.0)
+
+    def lower_bound(self, tail: float) -> float:
+        """One-sided lower bound at level ``tail`` (the interval's lower end alone)."""
+        if not self.model.usable:
+            return self.value - self._wald_half(tail)
+        return self.value + _lower_end(self.model, tail)
+
+    def p_value(self, null: float) -> float:
+        """Two-sided p-value of ``value == null``: ``|value - null| / sqrt(Var_null / n)`` against the Student-t
+        with the degrees of freedom at ``null`` (0 where the working model leaves no variance there); below the
+        estimate, the larger of the two ways down (a value is rejected only when both reject it)."""
+        d = null - self.value
+
+        def p_value(variance: float, degrees: float) -> float:
+            if not variance > 0:
+                return 1.0 if d == 0 else 0.0
+            return float(2 * scipy_stats.t.sf(abs(d) / np.sqrt(variance / self.n), degrees))
+
+        if not self.model.usable:
+            return p_value(self.variance, self.degrees)
+        if d < 0 and self.model.moved_down > 1e-12:
+            return max(p_value(*self.model.at(d)), p_value(*self.model.at(d, shrink=True)))
+        return p_value(*self.model.at(d))
 
 
 def percentile_interval(replicates: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
