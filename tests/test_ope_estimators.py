@@ -542,12 +542,10 @@ def test_score_interval_lower_end_with_very_unequal_weights():
     assert below / replications <= 0.03 and above / replications <= 0.03
 
 
-def test_score_intervals_stay_within_the_range_of_a_click_rate():
-    """Rewards in [0, 1]: a policy value is in [0, 1] and a difference of two in [-1, 1]. Five rounds weigh
-    ~21,700 (the Open Bandit women cell's largest weight) and had no click: the score interval's upper end
-    (stretched towards the clicks they could have had) is cut at 1."""
-    from causalrec.ope.inference import score_interval
-
+def _five_heavy_rounds(clicked: int):
+    """10,000 rounds of two items logged with probability 0.5, except five rounds of item 0 logged with probability
+    2.3e-5 (weight ~21,700 for a uniform target, the Open Bandit women cell's largest); clicks 0.5% elsewhere and on
+    the first ``clicked`` heavy rounds only. Returns the logs and the heavy rounds."""
     n = 10_000
     rng = np.random.default_rng(0)
     action = rng.integers(0, 2, n)
@@ -556,7 +554,17 @@ def test_score_intervals_stay_within_the_range_of_a_click_rate():
     pscore[heavy] = 2.3e-5
     reward = (rng.random(n) < 0.005).astype(float)
     reward[heavy] = 0.0
-    logs = LoggedFeedback(action=action, reward=reward, pscore=pscore, n_actions=2)
+    reward[heavy[:clicked]] = 1.0
+    return LoggedFeedback(action=action, reward=reward, pscore=pscore, n_actions=2), heavy
+
+
+def test_score_intervals_stay_within_the_range_of_a_click_rate():
+    """Rewards in [0, 1]: a policy value is in [0, 1] and a difference of two in [-1, 1]. Five heavy rounds had no
+    click: the score interval's upper end (stretched towards the clicks they could have had) is cut at 1."""
+    from causalrec.ope.inference import score_interval
+
+    logs, _ = _five_heavy_rounds(clicked=0)
+    n, pscore, reward = logs.n_rounds, logs.pscore, logs.reward
     target = policy.uniform_random(n, 2, 1)
     weight = 0.5 / pscore
     unclipped = score_interval((weight * reward).mean(), weight * reward, np.zeros(n), weight, 0.025)
@@ -568,8 +576,7 @@ def test_score_intervals_stay_within_the_range_of_a_click_rate():
     assert ips.ci_high == 1.0 and ips.ci_low == pytest.approx(unclipped[0])
     assert difference["ci_high"] == 1.0 and -1.0 <= difference["ci_low"] <= difference["difference"]
     # Two heavy rounds clicked: IPS is ~4.4, an impossible click rate; the interval is the part of [0, 1] it covers.
-    reward[heavy[:2]] = 1.0
-    logs = LoggedFeedback(action=action, reward=reward, pscore=pscore, n_actions=2)
+    logs, _ = _five_heavy_rounds(clicked=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CausalrecWarning)
         ips = evaluate_policy(logs, target, estimators=["ips"])["ips"]
@@ -592,18 +599,10 @@ def test_plots_draw_an_estimate_outside_its_range_cut_interval(tmp_path):
     from causalrec.report.ope import ope_truth_section
     from causalrec.selection import Candidate, select_models
 
-    n = 10_000
-    rng = np.random.default_rng(0)
-    action = rng.integers(0, 2, n)
-    pscore = np.full(n, 0.5)
-    heavy = np.flatnonzero(action == 0)[:5]
-    pscore[heavy] = 2.3e-5
-    reward = (rng.random(n) < 0.005).astype(float)
-    reward[heavy] = 0.0
-    reward[heavy[:2]] = 1.0
-    logs = LoggedFeedback(action=action, reward=reward, pscore=pscore, n_actions=2)
+    logs, _ = _five_heavy_rounds(clicked=2)
+    n = logs.n_rounds
     uniform = policy.uniform_random(n, 2, 1)  # weight 0.5 / pscore
-    scores = rng.random((n, 2))
+    scores = np.random.default_rng(1).random((n, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CausalrecWarning)
         result = evaluate_policy(logs, uniform, estimators=["ips", "snips"])
