@@ -329,7 +329,7 @@ def score_interval(
     10x at Bonferroni levels), and at ``v`` the kurtosis reflects the rewards ``v`` implies. With very unequal
     weights (Open Bandit's BTS logs) the reverse holds: a ``v`` that loads every heavy row makes its own kurtosis
     enormous, and those degrees of freedom alone widened intervals up to 7x without covering more. Measured on
-    simulated logs with exact truth (``tests/test_ope_estimators.py``): paired SNIPS uplifts at 97.5-99% coverage
+    simulated logs with exact truth (``tests/test_ope_estimators.py``): paired SNIPS uplifts at 96.5-99% coverage
     for 95% intervals where the Wald interval had 62-95%. Other directions, tried with the estimate's degrees of
     freedom: moving the other rounds down as well (``h = sign(slope)``) under-covered with a handful of clicks
     (94%), and ``h = slope`` (the L2 least favourable direction) was up to 30% wider.
