@@ -346,6 +346,10 @@ def _reward_decomposition(estimator: Estimator, inputs: EstimatorInputs) -> tupl
     return intercept, slope
 
 
+_SCORE_NOTE = ("score interval (test inversion): not symmetric; it reaches towards the rewards that unseen, heavily "
+               "weighted rounds could add, and stays within [0, 1]")
+
+
 def _within(low: float, high: float, smallest: float, largest: float) -> tuple[float, float]:
     """An interval intersected with the range its quantity can take; left as it is when they do not meet (an
     estimate far outside the range, e.g. IPS above 1 from one heavy click, is shown with its own interval)."""
@@ -367,7 +371,7 @@ def _point_and_analytic(
         low, high = score_interval(output.value, output.influence, *decomposition, alpha / 2)
         # Rewards in [0, 1] (the score interval's condition): the policy value is in [0, 1] too.
         low, high = _within(low, high, 0.0, 1.0)
-        return output.value, se, low, high, note, output
+        return output.value, se, low, high, "; ".join(filter(None, (note, _SCORE_NOTE))), output
     z = interval_quantile(output.influence, alpha)
     if not estimator.has_interval:
         if dm_bias_bound is None:
