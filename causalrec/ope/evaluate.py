@@ -359,14 +359,17 @@ def _within(low: float, high: float, smallest: float, largest: float) -> tuple[f
 
 
 def _point_and_analytic(
-    estimator: Estimator, inputs: EstimatorInputs, alpha: float, dm_bias_bound: float | None, score: bool = True
+    estimator: Estimator, inputs: EstimatorInputs, alpha: float, dm_bias_bound: float | None, score: bool = True,
+    decomposition=None,
 ):
+    """``decomposition``: the caller's :func:`_reward_decomposition` of these inputs, when it already has one."""
     output = estimator.estimate(inputs)
     note = output.note
     if output.influence is None:
         return output.value, float("nan"), float("nan"), float("nan"), note, None
     se = float(output.influence.std(ddof=1) / np.sqrt(len(output.influence)))
-    decomposition = _reward_decomposition(estimator, inputs) if score else None
+    if decomposition is None and score:
+        decomposition = _reward_decomposition(estimator, inputs)
     if decomposition is not None:
         low, high = score_interval(output.value, output.influence, *decomposition, alpha / 2)
         # Rewards in [0, 1] (the score interval's condition): the policy value is in [0, 1] too.
@@ -645,8 +648,14 @@ def compare_policies(
                        "se": se_logging, "ci_low": float(reward.mean() - z_single * se_logging),
                        "ci_high": float(reward.mean() + z_single * se_logging), "ess": float(len(reward)),
                        "reliable": True})
+    # Each policy's terms split into intercept + slope * reward once: its value's score interval and its paired
+    # differences use the same split.
+    splits = {name: _reward_decomposition(template, item.inputs) for name, item in prepared.items()}
+    base_split = (0.0, 1.0) if on_policy else splits[baseline]  # the logging policy's terms are the rewards
     for name, item in prepared.items():
-        value, se, low, high, note, _ = _point_and_analytic(template, item.inputs, alpha, None)
+        value, se, low, high, note, _ = _point_and_analytic(template, item.inputs, alpha, None,
+                                                            score=splits[name] is not None,
+                                                            decomposition=splits[name])
         values.append({"policy": name, "estimator": template.name, "value": value, "se": se, "ci_low": low,
                        "ci_high": high, "ess": item.diagnostics.ess, "reliable": item.diagnostics.reliable})
         if name == baseline:
@@ -656,7 +665,8 @@ def compare_policies(
         n = len(influence)
         se_difference = float(influence.std(ddof=1) / np.sqrt(n))
         degrees = variance_degrees_of_freedom(influence)
-        decomposition = _difference_decomposition(template, item.inputs, base_inputs)
+        decomposition = None if splits[name] is None or base_split is None else (
+            splits[name][0] - base_split[0], splits[name][1] - base_split[1])
         if decomposition is None:
             z = float(stats.t.ppf(1 - level / 2, degrees))
             z_one_sided = float(stats.t.ppf(1 - level, degrees))
@@ -685,21 +695,6 @@ def compare_policies(
         diagnostics={name: item.diagnostics for name, item in prepared.items()}, alpha=alpha, adjust=adjust,
         n_rounds=feedback.n_rounds, pscore_source=source.get("pscore_source", "logged"),
     )
-
-
-def _difference_decomposition(template: Estimator, candidate: EstimatorInputs, baseline: EstimatorInputs | None):
-    """``(intercept, slope)`` of the paired difference's influence terms in the reward (see
-    :func:`_reward_decomposition`), or None where the difference keeps the Wald interval. ``baseline=None`` is the
-    logging policy, whose terms are the rewards themselves (intercept 0, slope 1)."""
-    first = _reward_decomposition(template, candidate)
-    if first is None:
-        return None
-    if baseline is None:
-        return first[0], first[1] - 1.0
-    second = _reward_decomposition(template, baseline)
-    if second is None:
-        return None
-    return first[0] - second[0], first[1] - second[1]
 
 
 def _paired_difference(template: Estimator, candidate: EstimatorInputs, baseline: EstimatorInputs | None,
