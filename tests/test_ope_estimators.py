@@ -15,6 +15,7 @@ import pytest
 from helpers import score_excess
 from scipy import stats
 
+import causalrec.ope.evaluate as ope_evaluate
 from causalrec import (
     CausalrecWarning,
     LoggedFeedback,
@@ -309,6 +310,36 @@ def test_evaluation_input_errors():
         evaluate_policy(feedback, action_dist, estimators=["ips"], ci="bootstrap", n_bootstrap=10)
     with pytest.raises(ValidationError, match="field 'baseline'"):
         compare_policies(feedback, {"a": action_dist}, baseline="b", estimator="ips")
+
+
+@pytest.mark.parametrize("block_bytes", [None, 1000])
+def test_precomputed_rewards_blocks_and_non_finite_values(monkeypatch, block_bytes):
+    """Precomputed rewards are read a block of rows at a time (also with blocks of 6 rows); a NaN or an infinity
+    anywhere is refused, naming its row, for table and sparse targets alike."""
+    if block_bytes is not None:
+        monkeypatch.setattr(ope_evaluate, "_REWARD_BLOCK_BYTES", block_bytes)
+    feedback, action_dist, q_hat = _obp_like_case(11)
+    args = feedback.reward, feedback.action, feedback.position, feedback.pscore, action_dist, q_hat
+    result = evaluate_policy(feedback, action_dist, estimators=["dm", "dr"], estimated_rewards=q_hat)
+    for name in ("dm", "dr"):
+        assert result[name].value == pytest.approx(_obp_reference(name, np.inf, *args), rel=1e-12)
+    flat = evaluate_policy(feedback, action_dist, estimators=["dr"], estimated_rewards=q_hat[:, :, 0])
+    assert flat["dr"].value == pytest.approx(
+        _obp_reference("dr", np.inf, *args[:-1], np.repeat(q_hat[:, :, :1], 3, axis=2)), rel=1e-12)
+    sparse = policy.epsilon_greedy(np.random.default_rng(1).normal(size=(400, 6)), 0.2, n_positions=3)
+    for bad in (np.nan, np.inf, -np.inf):
+        broken = q_hat.copy()
+        broken[250, 4, 2] = bad  # a slot round 250 may not even use: the array itself is wrong
+        for target in (action_dist, sparse):
+            with pytest.raises(ValidationError, match=r"field 'estimated_rewards' must be finite; found NaN or "
+                                                      r"infinity \(first offending row: 250\)"):
+                evaluate_policy(feedback, target, estimators=["dr"], estimated_rewards=broken)
+    # Large finite predictions overflow a plain sum but are not refused for that.
+    huge = np.full_like(q_hat, 1e306)
+    q_logged, _ = ope_evaluate._rewards_from_array(feedback, policy.TableDistribution.from_dense(action_dist), huge)
+    with np.errstate(over="ignore"):
+        assert np.isinf(huge.sum())
+    assert (q_logged == 1e306).all()
 
 
 def test_slate_estimators_match_their_formulas():

@@ -172,7 +172,11 @@ def unsupported_mass(feedback: LoggedFeedback, target: ActionDistribution) -> fl
         return total / feedback.n_rounds
     if isinstance(target, TableDistribution):
         # Per (table, slot) group: mass outside the logged pairs, counted once per round of the group.
-        groups, counts = np.unique(target.table_index * target.n_positions + feedback.position, return_counts=True)
+        # (At most n / 4 groups here, so counting them is cheaper than sorting the rounds.)
+        counts = np.bincount(target.table_index * target.n_positions + feedback.position,
+                             minlength=target.table.shape[0] * target.n_positions)
+        groups = np.flatnonzero(counts)
+        counts = counts[groups]
         tables, slots = np.divmod(groups, target.n_positions)
         outside = ~logged.reshape(feedback.n_actions, feedback.n_positions)[:, slots].T
         mass = (target.table[tables, :, slots] * outside).sum(axis=1)
@@ -180,6 +184,21 @@ def unsupported_mass(feedback: LoggedFeedback, target: ActionDistribution) -> fl
     rounds, actions, probs = target.support(feedback.position)
     outside = ~logged[actions * feedback.n_positions + feedback.position[rounds]]
     return float(probs[outside].sum() / feedback.n_rounds)
+
+
+_REWARD_BLOCK_BYTES = 2 << 20
+
+
+def _check_finite_rewards(q: np.ndarray, first_round: int = 0) -> None:
+    """``estimated_rewards`` must be finite: one pass without temporaries (NaN/inf propagate into the sum), the
+    element-wise check only when the sum is not finite (it may overflow on large finite values)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(q.sum()):
+            return
+    bad = np.flatnonzero(~np.isfinite(q).reshape(len(q), -1).all(axis=1))
+    if len(bad):
+        raise ValidationError("estimated_rewards", "finite", "NaN or infinity", row=int(bad[0]) + first_round,
+                              owner=_OWNER)
 
 
 def _rewards_from_array(
@@ -195,34 +214,39 @@ def _rewards_from_array(
             "estimated_rewards", f"an array of shape {expected} or {(*expected, feedback.n_positions)}",
             f"shape {q.shape}", owner=_OWNER,
         )
-    # One pass without temporaries: NaN/inf propagate into the sum; only then check element-wise (overflow).
-    if not np.isfinite(q.sum()) and not np.isfinite(q).all():
-        raise ValidationError("estimated_rewards", "finite", "NaN or infinity", owner=_OWNER)
     slot = feedback.position if q.shape[2] > 1 else np.zeros(feedback.n_rounds, dtype=np.int64)
-    rows = np.arange(feedback.n_rounds)
-    q_logged = q[rows, feedback.action, slot]
+    q_logged = np.empty(feedback.n_rounds)
     q_target = np.zeros(feedback.n_rounds)
-    if isinstance(target, TableDistribution):
-        table, n_positions = target.table, target.n_positions
-        # Few shared tables: one contiguous (table, slot) -> actions matrix makes each row's lookup a row gather.
-        by_slot = None
-        if table.shape[0] * n_positions <= max(feedback.n_rounds // 4, 1):
-            by_slot = np.ascontiguousarray(table.transpose(0, 2, 1)).reshape(-1, feedback.n_actions)
-        for start in range(0, feedback.n_rounds, 16384):  # bounded memory: a block of rows at a time
-            stop = min(start + 16384, feedback.n_rounds)
-            index, position, q_slot = target.table_index[start:stop], feedback.position[start:stop], slot[start:stop]
-            q_block = q[start:stop]
-            for value in np.unique(position):  # one slot at a time: plain strided slices, no index broadcasting
-                rows = np.flatnonzero(position == value)
-                if by_slot is not None:
-                    probabilities = np.take(by_slot, index[rows] * n_positions + value, axis=0)
-                else:
-                    probabilities = table[index[rows], :, value]
-                q_rows = q_block[rows, :, q_slot[rows[0]]]  # q's slot is the round's slot, or 0 for (n, A) input
-                q_target[start + rows] = np.einsum("ij,ij->i", probabilities, q_rows)
-    else:
+    if not isinstance(target, TableDistribution):
+        _check_finite_rewards(q)
+        q_logged[:] = q[np.arange(feedback.n_rounds), feedback.action, slot]
         rounds, actions, probs = target.support(feedback.position)
         np.add.at(q_target, rounds, probs * q[rounds, actions, slot[rounds]])
+        return q_logged, q_target
+    table, n_positions = target.table, target.n_positions
+    # Few shared tables: one contiguous (table, slot) -> actions matrix makes each row's lookup a row gather.
+    by_slot = None
+    if table.shape[0] * n_positions <= max(feedback.n_rounds // 4, 1):
+        by_slot = np.ascontiguousarray(table.transpose(0, 2, 1)).reshape(-1, feedback.n_actions)
+    # Blocks of rows small enough to stay in cache: the finiteness check and the lookups below read each block of
+    # ``q`` once from memory (bounded memory too).
+    block = max(1, _REWARD_BLOCK_BYTES // (q.shape[1] * q.shape[2] * q.itemsize))
+    for start in range(0, feedback.n_rounds, block):
+        stop = min(start + block, feedback.n_rounds)
+        q_block = q[start:stop]
+        _check_finite_rewards(q_block, start)
+        index, position, q_slot = target.table_index[start:stop], feedback.position[start:stop], slot[start:stop]
+        q_logged[start:stop] = q_block[np.arange(stop - start), feedback.action[start:stop], q_slot]
+        for value in range(feedback.n_positions):  # one slot at a time: plain strided slices, no index broadcasting
+            rows = np.flatnonzero(position == value)
+            if not len(rows):
+                continue
+            if by_slot is not None:
+                probabilities = np.take(by_slot, index[rows] * n_positions + value, axis=0)
+            else:
+                probabilities = table[index[rows], :, value]
+            q_rows = q_block[rows, :, q_slot[rows[0]]]  # q's slot is the round's slot, or 0 for (n, A) input
+            q_target[start + rows] = np.einsum("ij,ij->i", probabilities, q_rows)
     return q_logged, q_target
 
 
