@@ -19,10 +19,10 @@ Two resampling schemes:
   "Exchangeably weighted bootstraps of the general empirical process", 1993).
 
 Speed: the statistics are centred at their full-sample means (float64) and then cast to float32, so single
-precision only touches deviations, and each chunk of rows is one float32 matrix product for all replicates; a
-column of ones in the same product yields each replicate's total count. Chunks are processed in parallel
-threads (NumPy releases the GIL), each with its own random stream derived from the chunk index, so results do
-not depend on the number of threads.
+precision only touches deviations, and each chunk of rows is a few float32 matrix products (blocks of
+replicates small enough to stay in cache); a column of ones in the same product yields each replicate's total
+count. Chunks are processed in parallel threads (NumPy releases the GIL), each with its own random stream derived
+from the chunk index, so results do not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ from scipy import stats as scipy_stats
 BOOTSTRAP_METHODS = ("multinomial", "poisson")
 # Thresholds on a uniform byte: count = number of thresholds <= byte (the 1/256-grid Poisson(1) law above).
 POISSON_GRID_THRESHOLDS = np.array([94, 189, 235, 251, 255], dtype=np.uint8)
-# Rows per chunk of the Poisson scheme, and rows x replicates per block of the multinomial scheme.
+# Rows per chunk of the Poisson scheme, replicates per block within a chunk, and rows x replicates per block of
+# the multinomial scheme.
 _CHUNK_ROWS = 4096
 _BLOCK_CELLS = 16_000_000
+_REPLICATE_BLOCK = 256
 
 
 def poisson_grid_pmf() -> np.ndarray:
@@ -125,21 +127,26 @@ def _poisson_sums(augmented: np.ndarray, n_bootstrap: int, seed_sequence, chunk_
     """Sum over the given row chunks of ``counts @ augmented`` for Poisson-grid counts: (B, K + 1), float64."""
     n, width = augmented.shape
     total = np.zeros((n_bootstrap, width))
-    product = np.empty((n_bootstrap, width), dtype=np.float32)
-    counts = np.empty((n_bootstrap, _CHUNK_ROWS), dtype=np.uint8)
-    above = np.empty((n_bootstrap, _CHUNK_ROWS), dtype=np.bool_)
-    weights = np.empty((n_bootstrap, _CHUNK_ROWS), dtype=np.float32)
+    # Replicates a block at a time: the counts, their float32 copy and the product of one block stay in cache.
+    rows = min(n_bootstrap, _REPLICATE_BLOCK)
+    product = np.empty((rows, width), dtype=np.float32)
+    counts = np.empty((rows, _CHUNK_ROWS), dtype=np.uint8)
+    above = np.empty((rows, _CHUNK_ROWS), dtype=np.bool_)
+    weights = np.empty((rows, _CHUNK_ROWS), dtype=np.float32)
     for chunk in chunk_indices:
         start = chunk * _CHUNK_ROWS
         size = min(_CHUNK_ROWS, n - start)
         rng = _chunk_generator(seed_sequence, chunk)
         uniform = rng.bit_generator.random_raw((n_bootstrap * size + 7) // 8).view(np.uint8)
         uniform = uniform[: n_bootstrap * size].reshape(n_bootstrap, size)
-        c, w = counts[:, :size], weights[:, :size]
-        poisson_grid_counts(uniform, c, above[:, :size])
-        np.copyto(w, c)
-        np.matmul(w, augmented[start : start + size], out=product)
-        total += product
+        block = augmented[start : start + size]
+        for first in range(0, n_bootstrap, rows):
+            last = min(first + rows, n_bootstrap)
+            c, w, p = counts[: last - first, :size], weights[: last - first, :size], product[: last - first]
+            poisson_grid_counts(uniform[first:last], c, above[: last - first, :size])
+            np.copyto(w, c)
+            np.matmul(w, block, out=p)
+            total[first:last] += p
     return total
 
 
