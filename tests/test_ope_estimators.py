@@ -16,6 +16,7 @@ from helpers import score_excess
 from scipy import stats
 
 import causalrec.ope.evaluate as ope_evaluate
+import causalrec.ope.inference as inference
 from causalrec import (
     CausalrecWarning,
     LoggedFeedback,
@@ -172,6 +173,28 @@ def test_resampled_means_do_not_depend_on_the_number_of_threads(method):
     one = resampled_means(values, 60, np.random.default_rng(5), method, n_jobs=1)
     three = resampled_means(values, 60, np.random.default_rng(5), method, n_jobs=3)
     np.testing.assert_array_equal(one, three)
+
+
+@pytest.mark.parametrize("replicate_block", [128, 256, 1000])
+def test_poisson_replicates_follow_their_counts_whatever_the_blocking(monkeypatch, replicate_block):
+    """Each replicate's means are its own counts' weighted means, rebuilt here from the documented streams (one
+    per 4,096-row chunk, one byte per (replicate, row), the grid law) with plain float64 arithmetic, whether the
+    replicates are processed in blocks of 128 (the last one partial), 256 or all at once."""
+    monkeypatch.setattr(inference, "_REPLICATE_BLOCK", replicate_block)
+    values = np.random.default_rng(3).exponential(size=(9000, 2))
+    n_bootstrap = 300
+    means = resampled_means(values, n_bootstrap, np.random.default_rng(5), "poisson", n_jobs=2)
+    seed = np.random.SeedSequence(int(np.random.default_rng(5).integers(2**63)))
+    lookup = np.searchsorted(np.array([94, 189, 235, 251, 255]), np.arange(256), side="right")
+    counts = []
+    for chunk, start in enumerate(range(0, 9000, 4096)):
+        size = min(4096, 9000 - start)
+        stream = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed.entropy, spawn_key=(chunk,))))
+        raw = stream.bit_generator.random_raw((n_bootstrap * size + 7) // 8).view(np.uint8)[: n_bootstrap * size]
+        counts.append(lookup[raw.reshape(n_bootstrap, size)])
+    counts = np.hstack(counts).astype(float)
+    expected = counts @ values / counts.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(means, expected, rtol=2e-6)
 
 
 def test_shared_statistics_are_resampled_once_and_returned_for_every_estimator():
