@@ -59,15 +59,16 @@ def as_numeric(values: Any, field_name: str, n_rows: int | None, ndim: int = 1, 
     return array
 
 
-def check_finite(array: np.ndarray, field_name: str, *, owner: str) -> None:
-    """Refuse NaN and infinity, naming the first offending row."""
+def check_finite(array: np.ndarray, field_name: str, *, owner: str, row_offset: int = 0) -> None:
+    """Refuse NaN and infinity, naming the first offending row (``row_offset``: the row number of ``array[0]`` when it
+    is a block of a larger array)."""
     finite = np.isfinite(array)
     if not finite.all():
         bad = ~finite if array.ndim == 1 else ~finite.all(axis=1)
         row = _first(bad)
         value = array[row] if array.ndim == 1 else array[row][~finite[row]][0]
         found = "NaN (a missing value)" if np.isnan(value) else f"{value!r}"
-        raise ValidationError(field_name, "finite (no NaN or infinity)", found, row, owner=owner)
+        raise ValidationError(field_name, "finite (no NaN or infinity)", found, row + row_offset, owner=owner)
 
 
 def as_index(values: Any, field_name: str, n_rows: int | None, *, owner: str) -> np.ndarray:

@@ -350,12 +350,12 @@ def test_precomputed_rewards_blocks_and_non_finite_values(monkeypatch, block_byt
     assert flat["dr"].value == pytest.approx(
         _obp_reference("dr", np.inf, *args[:-1], np.repeat(q_hat[:, :, :1], 3, axis=2)), rel=1e-12)
     sparse = policy.epsilon_greedy(np.random.default_rng(1).normal(size=(400, 6)), 0.2, n_positions=3)
-    for bad in (np.nan, np.inf, -np.inf):
+    for bad, found in ((np.nan, r"NaN \(a missing value\)"), (np.inf, "inf"), (-np.inf, "-inf")):
         broken = q_hat.copy()
         broken[250, 4, 2] = bad  # a slot round 250 may not even use: the array itself is wrong
         for target in (action_dist, sparse):
-            with pytest.raises(ValidationError, match=r"field 'estimated_rewards' must be finite; found NaN or "
-                                                      r"infinity \(first offending row: 250\)"):
+            with pytest.raises(ValidationError, match=rf"field 'estimated_rewards' must be finite \(no NaN or "
+                                                      rf"infinity\); found {found} \(first offending row: 250\)"):
                 evaluate_policy(feedback, target, estimators=["dr"], estimated_rewards=broken)
     # Large finite predictions overflow a plain sum but are not refused for that.
     huge = np.full_like(q_hat, 1e306)

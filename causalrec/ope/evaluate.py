@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from causalrec._arrays import check_finite
 from causalrec._checks import non_negative, open_unit_interval
 from causalrec._results import ResultMixin
 from causalrec._text import confidence_level, split_names
@@ -190,15 +191,13 @@ _REWARD_BLOCK_BYTES = 2 << 20
 
 
 def _check_finite_rewards(q: np.ndarray, first_round: int = 0) -> None:
-    """``estimated_rewards`` must be finite: one pass without temporaries (NaN/inf propagate into the sum), the
-    element-wise check only when the sum is not finite (it may overflow on large finite values)."""
+    """``estimated_rewards`` (a block of its rows from ``first_round`` on) must be finite: one pass without
+    temporaries (NaN/inf propagate into the sum); the element-wise check, which names the row, only when the sum is
+    not finite (it may also overflow on large finite values)."""
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(q.sum()):
             return
-    bad = np.flatnonzero(~np.isfinite(q).reshape(len(q), -1).all(axis=1))
-    if len(bad):
-        raise ValidationError("estimated_rewards", "finite", "NaN or infinity", row=int(bad[0]) + first_round,
-                              owner=_OWNER)
+    check_finite(q.reshape(len(q), -1), "estimated_rewards", owner=_OWNER, row_offset=first_round)
 
 
 def _rewards_from_array(
