@@ -214,14 +214,13 @@ def _rewards_from_array(
             f"shape {q.shape}", owner=_OWNER,
         )
     slot = feedback.position if q.shape[2] > 1 else np.zeros(feedback.n_rounds, dtype=np.int64)
-    q_logged = np.empty(feedback.n_rounds)
     q_target = np.zeros(feedback.n_rounds)
     if not isinstance(target, TableDistribution):
         _check_finite_rewards(q)
-        q_logged[:] = q[np.arange(feedback.n_rounds), feedback.action, slot]
         rounds, actions, probs = target.support(feedback.position)
         np.add.at(q_target, rounds, probs * q[rounds, actions, slot[rounds]])
-        return q_logged, q_target
+        return q[np.arange(feedback.n_rounds), feedback.action, slot], q_target
+    q_logged = np.empty(feedback.n_rounds)
     table, n_positions = target.table, target.n_positions
     # Few shared tables: one contiguous (table, slot) -> actions matrix makes each row's lookup a row gather.
     by_slot = None
