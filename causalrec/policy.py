@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from causalrec._arrays import as_index, as_index_below, as_numeric
+from causalrec._arrays import as_index, as_index_below, as_numeric, check_finite
 from causalrec._checks import positive_integer
 from causalrec.exceptions import ValidationError
 
@@ -205,12 +205,15 @@ class SparseDistribution(ActionDistribution):
         if off.any():
             flat = int(np.flatnonzero(off)[0])
             row, slot = divmod(flat, self.n_positions)
-            raise _fail(
-                "prob",
-                "summing to 1 over actions for every (round, position)",
-                f"sum {totals[flat]:.6g} at position {slot}",
-                row,
-            )
+            found = f"sum {totals[flat]:.6g} at round {row}, position {slot}"
+            if totals[flat] == 0:
+                found += " (no entries)"
+            empty_slots = np.flatnonzero(np.bincount(positions, minlength=self.n_positions) == 0)
+            if empty_slots.size and empty_slots.size < self.n_positions:
+                # Usually 1-based positions: the logs' slots run to n_positions - 1 and the target skips slot 0.
+                found += (f"; no round has an entry at position {empty_slots[0]} (positions are 0-based: 0 is the "
+                          "first slot)")
+            raise _fail("prob", "summing to 1 over actions for every (round, position)", found, row)
         # Sort by (round, position, action) so that lookups are binary searches.
         key = (rounds * self.n_positions + positions) * self.n_actions + actions
         order = np.argsort(key, kind="stable")
@@ -354,9 +357,7 @@ def _scores(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2:
         raise ValidationError("scores", "a 2-D array (n_rounds, n_actions)", f"shape {scores.shape}", owner="policy")
-    if not np.isfinite(scores).all():
-        row = int(np.flatnonzero(~np.isfinite(scores).all(axis=1))[0])
-        raise ValidationError("scores", "finite", "NaN or infinity", row, owner="policy")
+    check_finite(scores, "scores", owner="policy")
     return scores
 
 

@@ -35,6 +35,7 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold
 
+from causalrec._arrays import check_finite
 from causalrec._results import ResultMixin, to_jsonable
 from causalrec._text import confidence_level
 from causalrec.data.feedback import LoggedFeedback
@@ -64,11 +65,10 @@ class Candidate:
 
     def __post_init__(self) -> None:
         scores = np.array(self.scores, dtype=np.float64)  # a copy: it is made read-only, the caller's must not be
+        owner = f"Candidate {self.name!r}"
         if scores.ndim != 2:
-            raise ValidationError("scores", "a 2-D array (n_rounds, n_actions)", f"shape {scores.shape}", owner=self.name)
-        if not np.isfinite(scores).all():
-            row = int(np.flatnonzero(~np.isfinite(scores).all(axis=1))[0])
-            raise ValidationError("scores", "finite", "NaN or infinity", row, owner=self.name)
+            raise ValidationError("scores", "a 2-D array (n_rounds, n_actions)", f"shape {scores.shape}", owner=owner)
+        check_finite(scores, "scores", owner=owner)
         scores.flags.writeable = False
         object.__setattr__(self, "scores", scores)
 

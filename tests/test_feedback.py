@@ -36,7 +36,13 @@ BAD_INPUTS = [
     ({"position": np.array([0, 1, 0, -2, 0, 1])}, "position", "non-negative slot", "-2", 3),
     ({"position": np.array([0, 1, 0, 2, 0, 1]), "n_positions": 2}, "position", "[0, n_positions) = [0, 2)", "2", 3),
     ({"context": np.ones((5, 2))}, "context", "6 rows", "5 rows", None),
-    ({"context": np.array([[0, 0], [0, 0], [0, np.nan], [0, 0], [0, 0], [0, 0.0]])}, "context", "finite", "NaN (a missing value)", 2),
+    # A context error names its column: by index without names, by name with them (see the test below).
+    ({"context": np.array([[0, 0], [0, 0], [0, np.nan], [0, 0], [0, 0], [0, 0.0]])}, "context[:, 1]", "finite",
+     "NaN (a missing value)", 2),
+    ({"context": np.array([[0, 0], [0, np.inf]] * 3), "context_names": ("age", "spend")}, "context.spend", "finite",
+     "inf", 1),
+    ({"context": np.array([[1, "ios"], [2, "web"]] * 3, dtype=object)}, "context[:, 1]", "encode categories first",
+     "'ios'", 0),
     ({"context_names": ("a",)}, "context_names", "2 names", "1", None),
     ({"action_context": np.ones((2, 4))}, "action_context", "one row per action (3 rows)", "2 rows", None),
     ({"n_actions": 0}, "n_actions", "a positive integer", "0", None),
@@ -218,6 +224,29 @@ def test_context_given_as_one_string_is_refused():
     # A string was iterated letter by letter: here it silently took the columns 'x' and '1'.
     with pytest.raises(ValidationError, match="field 'context' must be a list of column names"):
         LoggedFeedback.from_dataframe(frame, context="x1")
+
+
+def test_context_errors_name_the_column_and_the_remedy(tmp_path):
+    # The whole matrix can only say "dtype object"; a user with 30 feature columns needs the one to fix.
+    frame = pd.DataFrame({"action": [0, 1, 0], "reward": [1.0, 0.0, 1.0], "age": [30.0, 41.0, 25.0],
+                          "visits": pd.array([3, None, 5], dtype="Int64"), "device": ["ios", "web", "ios"]})
+    with pytest.raises(ValidationError) as info:
+        LoggedFeedback.from_dataframe(frame, context=["age", "device"])
+    assert info.value.field == "context.device" and info.value.row == 0
+    assert "pandas.get_dummies" in str(info.value) and "'ios'" in str(info.value)
+    with pytest.raises(ValidationError) as info:
+        LoggedFeedback.from_dataframe(frame, context=["age", "visits"])
+    assert info.value.field == "context.visits" and info.value.row == 1
+    assert "without missing values" in str(info.value) and "a missing value (<NA>)" in str(info.value)
+    # The CLI's route: a plain parquet file whose other columns are all context.
+    frame.to_parquet(tmp_path / "logs.parquet")
+    with pytest.raises(ValidationError, match="field 'context.visits'"):
+        LoggedFeedback.from_parquet(tmp_path / "logs.parquet")
+    encoded = pd.get_dummies(frame.drop(columns="visits"), columns=["device"], dtype=float)
+    encoded.to_parquet(tmp_path / "encoded.parquet")
+    feedback = LoggedFeedback.from_parquet(tmp_path / "encoded.parquet")
+    assert feedback.context_names == ("age", "device_ios", "device_web")
+    np.testing.assert_array_equal(feedback.context[:, 1], [1.0, 0.0, 1.0])
 
 
 def test_metadata_none_means_empty():

@@ -69,8 +69,13 @@ def test_sparse_from_long_frame_and_validation():
         policy.SparseDistribution.from_frame(bad, n_rounds=2, n_actions=3)
     assert "summing to 1" in str(info.value) and "first offending row: 0" in str(info.value)
     # A round with no entries at all has no distribution: also an error.
-    with pytest.raises(ValidationError, match="sum 0 at position 0"):
+    with pytest.raises(ValidationError, match=r"sum 0 at round 1, position 0 \(no entries\)") as info:
         policy.SparseDistribution.from_frame(frame.iloc[:2], n_rounds=2, n_actions=3)
+    assert "0-based" not in str(info.value)  # slot 0 has entries: no hint about 1-based positions
+    # 1-based positions against two-slot logs: every round misses slot 0, and the message says why.
+    one_based = frame.assign(position=1)
+    with pytest.raises(ValidationError, match=r"no round has an entry at position 0 \(positions are 0-based"):
+        policy.SparseDistribution.from_frame(one_based, n_rounds=2, n_actions=3, n_positions=2)
     with pytest.raises(ValidationError, match="field 'action'"):
         policy.SparseDistribution.from_frame(frame.assign(action=[0, 5, 1]), n_rounds=2, n_actions=3)
     with pytest.raises(ValidationError, match="missing"):
@@ -123,8 +128,8 @@ def test_policy_input_errors():
         policy.softmax(np.zeros((2, 3)), temperature=0)
     with pytest.raises(ValidationError, match="epsilon"):
         policy.epsilon_greedy(np.zeros((2, 3)), epsilon=1.5)
-    with pytest.raises(ValidationError, match="finite"):
-        policy.greedy_top_k(np.array([[0.0, np.nan]]))
+    with pytest.raises(ValidationError, match=r"'scores' must be finite .*found inf \(first offending row: 1\)"):
+        policy.greedy_top_k(np.array([[0.0, 1.0], [np.inf, 0.0]]))
     with pytest.raises(ValidationError, match="n_positions"):
         policy.greedy_top_k(np.zeros((2, 3)), n_positions=4)
 

@@ -184,8 +184,11 @@ def test_ensemble_averages_rank_normalised_scores():
 def test_candidate_and_selection_errors():
     world = simulate.make_world(n_users=50, n_items=6, random_state=5)
     logs = world.sample_logs(200, random_state=0)
-    with pytest.raises(ValidationError, match="finite"):
-        Candidate("nan", np.full((200, 6), np.nan))
+    scores = np.zeros((200, 6))
+    scores[17, 4] = np.nan
+    with pytest.raises(ValidationError, match=r"^Candidate 'nan': field 'scores' must be finite .*found NaN "
+                                              r"\(a missing value\) \(first offending row: 17\)"):
+        Candidate("nan", scores)
     with pytest.raises(ValidationError, match="distinct names"):
         select_models([Candidate("a", np.zeros((200, 6))), Candidate("a", np.ones((200, 6)))], logs, estimator="ips")
     with pytest.raises(ValidationError, match=r"shape \(200, 6\)"):

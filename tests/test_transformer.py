@@ -478,6 +478,16 @@ def test_click_model_scoring_checks_context_slot_k_and_width():
     constant = TransformerClickModel(**_click_params()).fit(np.ones((20, 3)), np.zeros(20))
     with pytest.raises(ValidationError, match=r"field 'X' must be 3 columns \(as in fit\); found 7"):
         constant.predict_proba(np.ones((2, 7)))
+    # Non-finite features are refused with their row, dense or sparse.
+    import scipy.sparse as sp
+
+    holes = np.ones((4, 3))
+    holes[2, 1] = np.nan
+    with pytest.raises(ValidationError, match=r"field 'X' must be finite .*found NaN .*\(first offending row: 2\)"):
+        constant.predict_proba(holes)
+    spiked = sp.csr_matrix(np.where(np.arange(12).reshape(4, 3) == 10, np.inf, np.eye(4, 3)))
+    with pytest.raises(ValidationError, match=r"field 'X' must be finite .*found inf \(first offending row: 3\)"):
+        constant.predict_proba(spiked)
     with pytest.raises(ValidationError, match=r"field 'y' must be one label per row of X \(50\)"):
         TransformerClickModel(**_click_params()).fit(np.ones((50, 3)), np.zeros(5))
     with pytest.raises(ValidationError, match="at least one row"):

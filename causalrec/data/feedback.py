@@ -152,10 +152,14 @@ class LoggedFeedback:
             raw = self.context
             if isinstance(raw, pd.DataFrame) and self.context_names is None:
                 set_(self, "context_names", tuple(str(c) for c in raw.columns))
-            context = as_numeric(raw, "context", None, ndim=2, owner=_OWNER).astype(np.float64)
-            if context.shape[0] != n_rows:
-                raise _fail("context", f"{n_rows} rows (one per logged round)", f"{context.shape[0]} rows")
-            check_finite(context, "context", owner=_OWNER)
+            try:
+                context = as_numeric(raw, "context", None, ndim=2, owner=_OWNER).astype(np.float64)
+                if context.shape[0] != n_rows:
+                    raise _fail("context", f"{n_rows} rows (one per logged round)", f"{context.shape[0]} rows")
+                check_finite(context, "context", owner=_OWNER)
+            except ValidationError as error:
+                _name_context_column(raw, self.context_names, error)
+                raise
         names = self.context_names
         if names is None:
             names = tuple(f"context_{j}" for j in range(context.shape[1]))
@@ -416,6 +420,37 @@ class LoggedFeedback:
 
 
 _RESERVED = {"action", "reward", "position", "pscore", "user_id", "timestamp"}
+
+
+def _name_context_column(raw: Any, names: Sequence[str] | None, error: ValidationError) -> None:
+    """Re-raise a context error for the first offending column, by name, when the columns can be told apart.
+
+    ``error`` came from the whole matrix, which can say "dtype object" but not which column holds the strings;
+    a user with a categorical column needs its name and what to do about it."""
+    if error.field != "context":
+        return
+    frame = raw if isinstance(raw, pd.DataFrame) else None
+    if frame is None:
+        array = np.asarray(raw, dtype=object)
+        if array.ndim != 2:
+            return
+        frame = pd.DataFrame(array)
+    if names is None and isinstance(raw, pd.DataFrame):
+        names = [str(c) for c in raw.columns]
+    named = names is not None and not isinstance(names, str) and len(names) == frame.shape[1]
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        field_name = f"context.{names[position]}" if named else f"context[:, {position}]"
+        try:
+            values = as_numeric(column, field_name, None, owner=_OWNER)
+        except ValidationError as column_error:
+            row = column_error.row
+            missing = row is not None and pd.isna(column.iloc[row]) is True
+            expected = ("numeric without missing values (fill or drop them first)" if missing
+                        else "numeric (encode categories first, e.g. one-hot with pandas.get_dummies)")
+            found = f"a missing value ({column.iloc[row]!r})" if missing else column_error.found
+            raise ValidationError(field_name, expected, found, row, owner=_OWNER) from None
+        check_finite(values.astype(np.float64), field_name, owner=_OWNER)
 
 
 def _json_safe(value: Any) -> bool:

@@ -756,14 +756,19 @@ class _TabularTransformer(_TransformerEstimator):
         """Finite 2-D features; ``fitted``: with the width seen in fit."""
         if sp.issparse(X):
             X = sp.csr_matrix(X, dtype=np.float64)
-            data = X.data
+            finite = np.isfinite(X.data)
+            if not finite.all():
+                rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+                first = int(np.flatnonzero(~finite)[0])
+                value = X.data[first]
+                found = "NaN (a missing value)" if np.isnan(value) else f"{value!r}"
+                raise ValidationError("X", "finite (no NaN or infinity)", found, int(rows[first]),
+                                      owner=type(self).__name__)
         else:
             X = np.asarray(X, dtype=np.float64)
             if X.ndim != 2:
                 raise ValidationError("X", "a 2-D array", f"shape {X.shape}", owner=type(self).__name__)
-            data = X
-        if not np.isfinite(data).all():
-            raise ValidationError("X", "finite values", "NaN or infinity", owner=type(self).__name__)
+            check_finite(X, "X", owner=type(self).__name__)
         if fitted and X.shape[1] != self.n_features_in_:
             raise ValidationError("X", f"{self.n_features_in_} columns (as in fit)", f"{X.shape[1]}",
                                   owner=type(self).__name__)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from causalrec._arrays import check_finite
 from causalrec.data.datasets._paths import locate_dataset, read_only_copy
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import ValidationError
@@ -140,8 +141,7 @@ def _read_matrix(path: Path, shape: tuple[int, int | None]) -> np.ndarray:
     if matrix.shape[0] != rows or (columns is not None and matrix.shape[1] != columns):
         expected = f"{rows} x {columns if columns is not None else 'any'}"
         raise ValidationError(path.name, f"a {expected} matrix", f"shape {matrix.shape}")
-    if not np.isfinite(matrix).all():
-        raise ValidationError(path.name, "finite numbers", "NaN or infinity")
+    check_finite(matrix, path.name, owner=str(path))
     return matrix
 
 
