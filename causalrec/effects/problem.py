@@ -253,4 +253,15 @@ class EffectProblem:
         (90 s for 26 confounders) and would find nothing smaller here.
         """
         model = self.model(prepared)
-        return model, model.identify_effect(method_name="maximal-adjustment", proceed_when_unidentifiable=True)
+        estimand = model.identify_effect(method_name="maximal-adjustment", proceed_when_unidentifiable=True)
+        # DoWhy builds the adjustment set from a set of graph nodes, whose order follows Python's per-process string
+        # hashing; EconML's nuisance models then saw the columns in another order in each process, and the same
+        # seed gave another ATE (0.07656 vs 0.07666 on Hillstrom). The prepared data's column order is fixed.
+        # (Every stored set is reordered: DoWhy's set_adjustment_set() writes under a key its getter does not read
+        # when identifier_method is None, as it is here.)
+        order = {name: k for k, name in enumerate(prepared.frame.columns)}
+        for sets in (estimand.backdoor_variables, estimand.general_adjustment_variables):
+            for key, names in (sets or {}).items():
+                if names:
+                    sets[key] = sorted(names, key=lambda name: (order.get(name, len(order)), name))
+        return model, estimand
