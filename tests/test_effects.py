@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -338,6 +339,49 @@ def test_r_loss_and_dr_validation_prefer_the_true_effect():
     assert good.heterogeneity_detected and not bad.heterogeneity_detected
     assert good.qini_interval[0] > 0 and bad.qini_interval[0] < 0 < bad.qini_interval[1]
     assert good.autoc > 0
+
+
+@pytest.mark.parametrize(("slope", "warned"), [(0.0, True), (1.5, False)])
+def test_auto_warns_when_no_cate_model_beats_a_constant_effect(slope, warned):
+    # Randomised exposure, effect 1 + slope * x_0: with slope 0 the true CATE is constant, so every candidate's
+    # held-out CATE is noise around it and the result must say that targeting by CATE has no support.
+    rng = np.random.default_rng(3)
+    n = 2000
+    frame = pd.DataFrame({"x_0": rng.normal(size=n), "x_1": rng.normal(size=n)})
+    frame["t"] = rng.integers(0, 2, n)
+    frame["y"] = 0.5 * frame.x_1 + (1 + slope * frame.x_0) * frame.t + rng.normal(size=n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        result = estimate_effect(frame, treatment="t", outcome="y", confounders=["x_0", "x_1"], random_state=0,
+                                 candidates=("linear_dml", "linear_dr"), cv=2, n_bootstrap=20)
+    best = result.selection.table.iloc[0]
+    message = [w for w in result.warnings if "beats a constant effect" in w]
+    assert bool(message) is warned and bool(best["r_score"] <= 0) is warned
+    if warned:
+        assert f"best R-score {best['r_score']:.4f}" in message[0] and "vary with x_0, x_1" in message[0]
+        assert "WARNING: no CATE model beats a constant effect" in result.summary()
+    if warned:
+        assert "do not support effects that vary" in message[0]  # the BLP slope is not significant either
+    truth = 1 + slope * frame.x_0.mean()  # the sample ATE
+    assert result.ate_interval[0] < truth < result.ate_interval[1]  # the ATE itself is still estimated
+
+
+def test_constant_effect_warning_separates_ranking_signal_from_effect_sizes():
+    from causalrec.effects.estimate import _heterogeneity_warning
+
+    problem = EffectProblem("t", "y", ("age",))
+
+    def selection(r_score, slope, slope_se):
+        table = pd.DataFrame([{"estimator": "linear_dml", "r_score": r_score, "blp_slope": slope,
+                               "blp_slope_se": slope_se}])
+        return SimpleNamespace(table=table)
+
+    assert _heterogeneity_warning(selection(0.002, 0.0, 1.0), problem) == []
+    # Hillstrom's mens arm: R-score -0.0003 but BLP slope 0.43 +/- 0.15 (0.43 - 1.645 * 0.15 = 0.18 > 0).
+    (ranking,) = _heterogeneity_warning(selection(-0.0003, 0.43, 0.15), problem)
+    assert "ranking of units by CATE carries some signal" in ranking and "vary with" not in ranking
+    (none,) = _heterogeneity_warning(selection(-0.0003, 0.43, 0.27), problem)  # 0.43 - 1.645 * 0.27 < 0
+    assert "do not support effects that vary with age" in none
 
 
 def test_use_ray_without_ray_says_how_to_install_it():

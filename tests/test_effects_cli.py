@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 from typer.testing import CliRunner
 
 from causalrec.cli import app
 from causalrec.data.simulate import make_world
+from causalrec.exceptions import CausalrecWarning
 
 WORLD = dict(n_user_features=2, n_item_features=2, n_items=10, base_rate=0.1, relevance_scale=2.0,
              popularity_scale=0.5, effect_mean=2.5, effect_scale=0.1, effect_relevance_slope=-1.2,
@@ -93,3 +95,28 @@ def test_uplift_command_refuses_too_few_refutation_simulations_before_fitting(tm
         result = CliRunner().invoke(app, [*base, "--simulations", simulations])
         assert result.exit_code == 2, (result.output, result.exception)
         assert f"--simulations {simulations}: expected an integer >= 2" in _one_line(result.output)
+
+
+def test_uplift_command_prints_each_warning_once_without_a_source_line(tmp_path):
+    # Randomised exposure with a constant effect: 'auto' finds no CATE model better than a constant, and says so.
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x_0": rng.normal(size=1500), "x_1": rng.normal(size=1500)})
+    frame["t"] = rng.integers(0, 2, len(frame))
+    frame["y"] = 0.5 * frame.x_1 + frame.t + rng.normal(size=len(frame))
+    frame.to_csv(tmp_path / "table.csv", index=False)
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(app, [
+            "uplift", "--data", str(tmp_path / "table.csv"), "--treatment", "t", "--outcome", "y",
+            "--confounders", "x_0,x_1", "--candidates", "linear_dml,linear_dr", "--cv", "2", "--no-refute",
+        ])
+    assert result.exit_code == 0, result.output
+    # Outside pytest an escaped warning prints as "uplift.py:81: CausalrecWarning: ..." beside the summary's copy.
+    assert not [w for w in escaped if issubclass(w.category, CausalrecWarning)]
+    output = " ".join(result.output.split())
+    assert output.count("no CATE model beats a constant effect") == 1
+    assert "WARNING: no CATE model beats a constant effect" in output
+    assert "CausalrecWarning" not in output and ".py:" not in output  # not Python's warning line

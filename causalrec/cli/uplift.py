@@ -8,7 +8,17 @@ import numpy as np
 import pandas as pd
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, read_input, show, split_names, write_json
+from causalrec.cli._common import (
+    check_outputs,
+    console,
+    fail,
+    held_warnings,
+    read_input,
+    show,
+    split_names,
+    warn_unshown,
+    write_json,
+)
 from causalrec.exceptions import ValidationError
 
 
@@ -53,54 +63,61 @@ def uplift(
     check_outputs(("--json", json_out, False), ("--report", report, True), inputs=(("--data", data),))
     from causalrec.effects import DEFAULT_CANDIDATES, estimate_effect
 
+    shown: list[str] = []
     try:
-        if dataset is not None:
-            if dataset.lower() != "hillstrom":
-                raise fail(f"unknown --dataset {dataset!r}; available: hillstrom")
-            # --outcome, --effect-modifiers and --score are used with a built-in data set; these would be ignored.
-            given = [option for option, value in (("--data", data), ("--treatment", treatment),
-                                                  ("--confounders", confounders)) if value]
-            if given:
-                raise fail(f"{' and '.join(given)} cannot be used with --dataset {dataset}: its rows, treatment "
-                           "(email) and confounders are built in")
-            from causalrec.effects.examples import HILLSTROM_CONFOUNDERS, hillstrom_arm
+        with held_warnings() as held:
+            if dataset is not None:
+                if dataset.lower() != "hillstrom":
+                    raise fail(f"unknown --dataset {dataset!r}; available: hillstrom")
+                # --outcome, --effect-modifiers and --score are used with a built-in data set; these would be ignored.
+                given = [option for option, value in (("--data", data), ("--treatment", treatment),
+                                                      ("--confounders", confounders)) if value]
+                if given:
+                    raise fail(f"{' and '.join(given)} cannot be used with --dataset {dataset}: its rows, treatment "
+                               "(email) and confounders are built in")
+                from causalrec.effects.examples import HILLSTROM_CONFOUNDERS, hillstrom_arm
 
-            frame = hillstrom_arm(arm)
-            treatment, outcome = "email", outcome or "visit"
-            confounder_list, holdout = list(HILLSTROM_CONFOUNDERS), 0.3 if holdout is None else holdout
-        else:
-            if data is None or treatment is None or outcome is None:
-                raise fail("give --data, --treatment and --outcome (and --confounders), or --dataset")
-            frame = _read_table(data)
-            confounder_list, holdout = split_names(confounders), 0.0 if holdout is None else holdout
-        if not 0 <= holdout < 1:
-            raise fail(f"--holdout must be in [0, 1); got {holdout}")
-        rng = np.random.default_rng(seed)
-        held_out = rng.random(len(frame)) < holdout
-        fit_rows, test_rows = frame[~held_out], frame[held_out]
-        result = estimate_effect(
-            fit_rows, treatment=treatment, outcome=outcome, confounders=confounder_list,
-            effect_modifiers=split_names(effect_modifiers) or None, score=score, estimator=estimator,
-            candidates=split_names(candidates) or DEFAULT_CANDIDATES, cv=cv, alpha=alpha, random_state=seed,
-        )
-        payload: dict = {"effect": result.to_dict(), "n_fit_rows": len(fit_rows), "n_holdout_rows": len(test_rows)}
-        show(result.summary())
-        if result.selection is not None:
-            show(result.selection.summary())
-        metrics = None
-        if len(test_rows):
-            metrics = result.uplift_metrics(test_rows, random_state=seed)
-            payload["uplift_metrics"] = metrics
-            with pd.option_context("display.width", 140):
-                show(f"Uplift metrics of the CATE ranking on {len(test_rows)} held-out rows:\n"
-                              + metrics.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
-        refutation = None
-        if refute:
-            refutation = result.refute(num_simulations=simulations, random_state=seed)
-            payload["refutation"] = refutation.to_dict()
-            show(refutation.summary())
+                frame = hillstrom_arm(arm)
+                treatment, outcome = "email", outcome or "visit"
+                confounder_list, holdout = list(HILLSTROM_CONFOUNDERS), 0.3 if holdout is None else holdout
+            else:
+                if data is None or treatment is None or outcome is None:
+                    raise fail("give --data, --treatment and --outcome (and --confounders), or --dataset")
+                frame = _read_table(data)
+                confounder_list, holdout = split_names(confounders), 0.0 if holdout is None else holdout
+            if not 0 <= holdout < 1:
+                raise fail(f"--holdout must be in [0, 1); got {holdout}")
+            rng = np.random.default_rng(seed)
+            held_out = rng.random(len(frame)) < holdout
+            fit_rows, test_rows = frame[~held_out], frame[held_out]
+            result = estimate_effect(
+                fit_rows, treatment=treatment, outcome=outcome, confounders=confounder_list,
+                effect_modifiers=split_names(effect_modifiers) or None, score=score, estimator=estimator,
+                candidates=split_names(candidates) or DEFAULT_CANDIDATES, cv=cv, alpha=alpha, random_state=seed,
+            )
+            payload: dict = {"effect": result.to_dict(), "n_fit_rows": len(fit_rows),
+                             "n_holdout_rows": len(test_rows)}
+            shown.append(result.summary())
+            show(shown[-1])
+            if result.selection is not None:
+                show(result.selection.summary())
+            metrics = None
+            if len(test_rows):
+                metrics = result.uplift_metrics(test_rows, random_state=seed)
+                payload["uplift_metrics"] = metrics
+                with pd.option_context("display.width", 140):
+                    show(f"Uplift metrics of the CATE ranking on {len(test_rows)} held-out rows:\n"
+                         + metrics.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+            refutation = None
+            if refute:
+                refutation = result.refute(num_simulations=simulations, random_state=seed)
+                payload["refutation"] = refutation.to_dict()
+                shown.append(refutation.summary())
+                show(shown[-1])
     except ValidationError as error:
         raise fail(str(error)) from error
+    # Warnings the summaries above already state are not repeated; any other is printed once, after the results.
+    warn_unshown(held, "\n".join(shown))
     write_json(json_out, payload)
     if report is not None:
         from causalrec.report.builder import Report

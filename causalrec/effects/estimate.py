@@ -50,7 +50,13 @@ from causalrec.effects.catalogue import (
     is_meta_learner,
     make_estimator,
 )
-from causalrec.effects.model_selection import ModelSelection, Nuisances, cross_fit_nuisances, select_model
+from causalrec.effects.model_selection import (
+    ModelSelection,
+    Nuisances,
+    blp_signal,
+    cross_fit_nuisances,
+    select_model,
+)
 from causalrec.effects.problem import EffectProblem, PreparedData
 from causalrec.exceptions import CausalrecWarning, ValidationError
 
@@ -282,6 +288,24 @@ def _diagnostics(nuisances: Nuisances, t: np.ndarray) -> tuple[dict, list[str]]:
     return diagnostics, messages
 
 
+def _heterogeneity_warning(selection, problem: EffectProblem) -> list[str]:
+    """A warning when no candidate's held-out CATE beats the best constant effect (R-score <= 0): the per-unit
+    effects then rank units no better than chance would, and targeting by them is not supported."""
+    best = selection.table.iloc[0]
+    if best["r_score"] > 0:
+        return []
+    modifiers = ", ".join(problem.modifiers) or "the features"
+    evidence = (f"no CATE model beats a constant effect on held-out rows (best R-score {best['r_score']:.4f}, "
+                f"{best['estimator']}; BLP slope {best['blp_slope']:.2f} +/- {best['blp_slope_se']:.2f})")
+    if blp_signal(best["blp_slope"], best["blp_slope_se"]):
+        # The ranking carries signal (Chernozhukov et al.'s BLP test) although the effect sizes do not beat a constant.
+        return [f"{evidence}: the ranking of units by CATE carries some signal (BLP slope significantly above 0), "
+                "but the individual effect sizes are no better than the ATE; use CATE to order units, the ATE for "
+                "how large the effect is"]
+    return [f"{evidence}: the data do not support effects that vary with {modifiers}; act on the ATE, not on "
+            "per-unit CATE rankings"]
+
+
 def estimate_effect(
     data: pd.DataFrame,
     treatment: str,
@@ -334,6 +358,7 @@ def estimate_effect(
                                  n_splits=selection_splits, random_state=random_state, n_bootstrap=n_bootstrap,
                                  **{**options, "use_ray": False})
         estimator = selection.chosen
+        messages += _heterogeneity_warning(selection, problem)
     template = make_estimator(estimator, random_state=random_state, **options) if isinstance(estimator, str) \
         else copy.deepcopy(estimator)
 

@@ -142,6 +142,11 @@ def r_score(cate: np.ndarray, outcome_residual: np.ndarray, treatment_residual: 
     return 1.0 - r_loss(cate, outcome_residual, treatment_residual) / baseline
 
 
+def blp_signal(slope: float, slope_se: float) -> bool:
+    """The BLP slope is significantly positive (one-sided 5%, z = 1.645): the CATE ranking carries signal."""
+    return bool(slope - 1.645 * slope_se > 0)
+
+
 # ------------------------------------------------------------------------------------------------ DR validation
 @dataclass(frozen=True)
 class CateValidation(ResultMixin):
@@ -162,7 +167,7 @@ class CateValidation(ResultMixin):
     @property
     def heterogeneity_detected(self) -> bool:
         """The BLP slope is significantly positive (one-sided 5%): the CATE ranking carries signal."""
-        return bool(self.blp_slope - 1.645 * self.blp_slope_se > 0)
+        return blp_signal(self.blp_slope, self.blp_slope_se)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([{
