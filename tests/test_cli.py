@@ -107,6 +107,13 @@ def test_evaluate_keeps_each_user_in_one_fold_on_request(tmp_path):
     assert json.loads(out.read_text())["metadata"]["fold_groups"] == len(np.unique(logs.user_id))
     result = runner.invoke(app, [*files, "--fold-groups", "household"])
     assert result.exit_code == 2 and "'household' is not a column" in result.output
+    # A grouping key is not a feature: a text key (which as context would be refused as non-numeric) works.
+    plain = logs.to_dataframe().assign(household=[f"h{u // 2}" for u in logs.user_id])
+    plain.to_parquet(tmp_path / "plain.parquet")
+    files[2] = str(tmp_path / "plain.parquet")
+    result = runner.invoke(app, [*files, "--fold-groups", "household", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["metadata"]["fold_groups"] == len(set(plain.household))
 
 
 def test_evaluate_reports_bad_input_without_a_traceback(tmp_path):

@@ -249,6 +249,20 @@ def test_context_errors_name_the_column_and_the_remedy(tmp_path):
     np.testing.assert_array_equal(feedback.context[:, 1], [1.0, 0.0, 1.0])
 
 
+def test_from_parquet_excludes_named_columns_from_the_context(tmp_path):
+    feedback = LoggedFeedback(**_arrays(), context_names=("age", "session"))
+    feedback.to_parquet(tmp_path / "roles.parquet")  # roles from the file's metadata
+    feedback.to_dataframe().to_parquet(tmp_path / "plain.parquet")  # roles from the column names
+    for name in ("roles.parquet", "plain.parquet"):
+        read = LoggedFeedback.from_parquet(tmp_path / name, exclude=["session"])
+        assert read.context_names == ("age",)
+        np.testing.assert_array_equal(read.context[:, 0], feedback.context[:, 0])
+    with pytest.raises(ValidationError, match=r"field 'exclude' must be columns of the file .*found \['sesion'\]"):
+        LoggedFeedback.from_parquet(tmp_path / "plain.parquet", exclude=["sesion"])
+    with pytest.raises(ValidationError, match="field 'exclude' must be a list of column names"):
+        LoggedFeedback.from_parquet(tmp_path / "plain.parquet", exclude="session")
+
+
 def test_metadata_none_means_empty():
     assert dict(LoggedFeedback(**_arrays(), metadata=None).metadata) == {}
 

@@ -41,7 +41,8 @@ def evaluate(
     alpha: float = typer.Option(0.05, help="1 - confidence level of the intervals."),
     seed: int = typer.Option(0, help="Seed of the reward model's folds and fits."),
     fold_groups: str | None = typer.Option(
-        None, help="Column of LOGS (e.g. user_id) whose equal values share a cross-fitting fold of the reward model."
+        None, help="Column of LOGS (e.g. user_id) whose equal values share a cross-fitting fold of the reward model "
+        "(a key, not a feature: it is left out of the context)."
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON to this file."),
 ) -> None:
@@ -71,16 +72,19 @@ def evaluate(
             else:
                 if logs is None or target is None:
                     raise fail("give --logs and --target, or --dataset")
-                feedback = read_input("--logs", logs, LoggedFeedback.from_parquet, "parquet")
-                target_frame = read_input("--target", target, pd.read_parquet, "parquet")
                 groups = None
                 if fold_groups is not None:
                     import pyarrow.parquet as pq
 
-                    columns = pq.read_schema(logs).names
+                    columns = read_input("--logs", logs, lambda path: pq.read_schema(path).names, "parquet")
                     if fold_groups not in columns:
                         raise fail(f"--fold-groups {fold_groups!r} is not a column of {logs} (columns: {columns[:20]})")
                     groups = pd.read_parquet(logs, columns=[fold_groups])[fold_groups].to_numpy()
+                # The grouping key (a user or session id) is not a feature of the reward model.
+                exclude = [fold_groups] if fold_groups is not None else []
+                feedback = read_input("--logs", logs, lambda path: LoggedFeedback.from_parquet(path, exclude=exclude),
+                                      "parquet")
+                target_frame = read_input("--target", target, pd.read_parquet, "parquet")
                 result = evaluate_policy(
                     feedback, target_frame, estimators=split_names(estimators), ci=ci, alpha=alpha, random_state=seed,
                     n_bootstrap=n_bootstrap, bootstrap_method=bootstrap_method, dm_bias_bound=dm_bias_bound,

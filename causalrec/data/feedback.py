@@ -330,12 +330,20 @@ class LoggedFeedback:
         return pd.concat([frame, context], axis=1)
 
     @classmethod
-    def from_parquet(cls, path: str | os.PathLike, **columns: Any) -> LoggedFeedback:
-        """Read a parquet file written by :meth:`to_parquet` (column roles restored from its metadata) or any
-        parquet file whose column roles are given as in :meth:`from_dataframe`."""
+    def from_parquet(cls, path: str | os.PathLike, exclude: Sequence[str] = (), **columns: Any) -> LoggedFeedback:
+        """Read a parquet file written by :meth:`to_parquet` (column roles restored from its metadata), any parquet
+        file whose column roles are given as in :meth:`from_dataframe`, or, with neither, one that follows the
+        column names: ``action, reward`` and the optional ``position, pscore, user_id, timestamp``; every other
+        column is context. ``exclude`` names columns that are not context either (e.g. a key that groups the
+        cross-fitting folds, which must not become a feature)."""
         import pyarrow.parquet as pq
 
+        if isinstance(exclude, str):
+            raise _fail("exclude", "a list of column names", f"the string {exclude!r} (write [{exclude!r}])")
         table = pq.read_table(path)
+        unknown = [name for name in exclude if name not in table.column_names]
+        if unknown:
+            raise _fail("exclude", f"columns of the file (it has {table.column_names[:20]})", f"{unknown}")
         stored = table.schema.metadata or {}
         if not columns and b"causalrec" in stored:
             import json
@@ -349,6 +357,8 @@ class LoggedFeedback:
             columns = {"context": [c for c in table.column_names if c not in _RESERVED]}
             roles = ("pscore", "position", "user_id", "timestamp")
             columns.update({role: role for role in roles if role in table.column_names})
+        if exclude and columns.get("context"):
+            columns = {**columns, "context": [c for c in columns["context"] if c not in set(exclude)]}
         return cls.from_dataframe(table.to_pandas(), **columns)
 
     def to_parquet(self, path: str | os.PathLike) -> Path:
