@@ -455,7 +455,7 @@ def _name_context_column(raw: Any, names: Sequence[str] | None, error: Validatio
             values = as_numeric(column, field_name, None, owner=_OWNER)
         except ValidationError as column_error:
             row = column_error.row
-            missing = row is not None and pd.isna(column.iloc[row]) is True
+            missing = row is not None and bool(pd.isna(column.iloc[row]))
             expected = ("numeric without missing values (fill or drop them first)" if missing
                         else "numeric (encode categories first, e.g. one-hot with pandas.get_dummies)")
             found = f"a missing value ({column.iloc[row]!r})" if missing else column_error.found

@@ -289,8 +289,9 @@ def _diagnostics(nuisances: Nuisances, t: np.ndarray) -> tuple[dict, list[str]]:
 
 
 def _heterogeneity_warning(selection, problem: EffectProblem) -> list[str]:
-    """A warning when no candidate's held-out CATE beats the best constant effect (R-score <= 0): the per-unit
-    effects then rank units no better than chance would, and targeting by them is not supported."""
+    """A warning when no candidate's held-out CATE beats the best constant effect (R-score <= 0): the per-unit effect
+    sizes are then no better than the ATE, and, unless the BLP slope still finds ranking signal, neither is the
+    order of units by CATE."""
     best = selection.table.iloc[0]
     if best["r_score"] > 0:
         return []

@@ -756,14 +756,12 @@ class _TabularTransformer(_TransformerEstimator):
         """Finite 2-D features; ``fitted``: with the width seen in fit."""
         if sp.issparse(X):
             X = sp.csr_matrix(X, dtype=np.float64)
-            finite = np.isfinite(X.data)
-            if not finite.all():
-                rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-                first = int(np.flatnonzero(~finite)[0])
-                value = X.data[first]
-                found = "NaN (a missing value)" if np.isnan(value) else f"{value!r}"
-                raise ValidationError("X", "finite (no NaN or infinity)", found, int(rows[first]),
-                                      owner=type(self).__name__)
+            bad = ~np.isfinite(X.data)
+            if bad.any():
+                # The first stored non-finite value, reported with the row it sits in.
+                first = int(np.flatnonzero(bad)[0])
+                row = int(np.searchsorted(X.indptr, first, side="right")) - 1
+                check_finite(X.data[first:first + 1], "X", owner=type(self).__name__, row_offset=row)
         else:
             X = np.asarray(X, dtype=np.float64)
             if X.ndim != 2:
