@@ -360,6 +360,30 @@ def test_train_refuses_an_unknown_device_before_any_work():
     assert "found 'tpu'" in result.output
 
 
+def test_train_obd_compares_the_click_model_with_the_base_rate_row_by_row(tmp_path):
+    # Open Bandit sample (CAUSALREC_DATA_DIR): about 8 test clicks, so two log losses alone cannot say which is better.
+    result = runner.invoke(app, ["train", "--dataset", "obd", "--campaign", "men", "--out", str(tmp_path / "run"),
+                                 "--epochs", "1", "--hidden-size", "16", "--layers", "1", "--no-progress"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    comparison, tested = metrics["log_loss_vs_constant"], metrics["test_metrics"]
+    assert comparison["difference"] == pytest.approx(
+        tested["transformer"]["log_loss"] - tested["constant_base_rate"]["log_loss"], abs=1e-12)
+    assert comparison["ci_low"] < comparison["difference"] < comparison["ci_high"]
+    assert comparison["n"] == tested["transformer"]["n"] and 0 < comparison["n_positive"] < 50
+    output = " ".join(result.output.split())
+    assert f"on {comparison['n']} test rows with {comparison['n_positive']} clicks:" in output
+    from causalrec.cli.train import _log_loss_verdict
+
+    def verdict(low, high):
+        return _log_loss_verdict({"difference": (low + high) / 2, "ci_low": low, "ci_high": high, "alpha": 0.05,
+                                  "n": 2000, "n_positive": 8})
+
+    assert verdict(-0.002, -0.001).endswith("better than the constant base rate")
+    assert "WORSE than the constant base rate" in verdict(0.001, 0.002)
+    assert verdict(-0.001, 0.001).endswith("not distinguishable from the constant base rate")
+
+
 def test_verbose_keeps_the_traceback_of_an_unreadable_input_file(tmp_path):
     """README: a missing or malformed input file is a one-line error naming the option, and --verbose keeps the
     traceback (it used to print the same one line with or without --verbose)."""

@@ -11,6 +11,7 @@ from causalrec.models.metrics import (
     calibration_metrics,
     expected_calibration_error,
     log_loss,
+    log_loss_difference,
     ranking_metrics,
     summarize_runs,
     target_ranks,
@@ -86,6 +87,29 @@ def test_log_loss_and_brier_by_hand():
     with pytest.raises(ValidationError, match="sample_weight"):
         log_loss([1, 0], [0.8, 0.4], sample_weight=[1])
     assert brier_score([1, 0], [0.8, 0.4]) == pytest.approx((0.04 + 0.16) / 2)
+
+
+def test_paired_log_loss_difference_by_hand_and_on_a_known_signal():
+    y, p, q = [1, 0, 0], [0.8, 0.4, 0.1], [0.5, 0.5, 0.5]
+    d = [math.log(0.5) - math.log(0.8), math.log(0.5) - math.log(0.6), math.log(0.5) - math.log(0.9)]
+    mean = sum(d) / 3
+    se = math.sqrt(sum((v - mean) ** 2 for v in d) / 2 / 3)
+    result = log_loss_difference(y, p, q, alpha=0.1)
+    assert result["difference"] == pytest.approx(log_loss(y, p) - log_loss(y, q))
+    assert result["difference"] == pytest.approx(mean) and result["se"] == pytest.approx(se)
+    assert result["ci_low"] == pytest.approx(mean - 1.6448536269514722 * se)
+    assert (result["n"], result["n_positive"], result["alpha"]) == (3, 1, 0.1)
+    # The true probabilities beat the base rate; swapped, the base rate beats them; each interval excludes 0.
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.01, 0.6, 5000)
+    outcome = (rng.random(5000) < truth).astype(float)
+    constant = np.full(5000, outcome.mean())
+    assert log_loss_difference(outcome, truth, constant)["ci_high"] < 0
+    assert log_loss_difference(outcome, constant, truth)["ci_low"] > 0
+    with pytest.raises(ValidationError, match="field 'probability' must be one value per outcome"):
+        log_loss_difference(y, p, q[:2])
+    with pytest.raises(ValidationError, match="field 'alpha'"):
+        log_loss_difference(y, p, q, alpha=1.0)
 
 
 def test_ece_by_hand():

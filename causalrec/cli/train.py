@@ -3,7 +3,8 @@
 * ``--dataset completejourney``: next-basket-item recommender on Complete Journey purchase sequences
   (leave-last-basket-out); the test metrics are full-catalogue NDCG/recall/MRR beside a popularity baseline.
 * ``--dataset obd``: click model on the Open Bandit sample logs of ``--behavior`` / ``--campaign``; the metrics
-  are held-out log loss and calibration beside the constant (base-rate) predictor.
+  are held-out log loss and calibration beside the constant (base-rate) predictor, and the paired per-row log-loss
+  difference between the two with its interval (``log_loss_vs_constant``; printed as a one-line verdict).
 
 Writes ``OUT/model/`` (``model.safetensors`` + ``config.json``, loadable with ``TransformerRecommender.load`` or
 ``TransformerClickModel.load``) and ``OUT/metrics.json``.
@@ -78,11 +79,30 @@ def _train_completejourney(out: Path, options: dict) -> dict:
     }
 
 
+def _log_loss_verdict(comparison: dict) -> str:
+    """One line on the paired held-out log-loss difference of the click model against the constant base rate."""
+    low, high = comparison["ci_low"], comparison["ci_high"]
+    if high < 0:
+        verdict = "better than the constant base rate"
+    elif low > 0:
+        verdict = "WORSE than the constant base rate: its features add noise here, not signal"
+    else:
+        verdict = "not distinguishable from the constant base rate"
+    level = f"{1 - comparison['alpha']:.0%}"
+    return (f"transformer - constant log loss: {comparison['difference']:+.5f} ({level} interval [{low:+.5f}, "
+            f"{high:+.5f}]) on {comparison['n']} test rows with {comparison['n_positive']} clicks: {verdict}")
+
+
 def _train_obd(out: Path, options: dict) -> dict:
     import numpy as np
 
     from causalrec.data.datasets.obd import load_open_bandit
-    from causalrec.models import TransformerClickModel, calibration_metrics, reward_model_layout
+    from causalrec.models import (
+        TransformerClickModel,
+        calibration_metrics,
+        log_loss_difference,
+        reward_model_layout,
+    )
     from causalrec.ope.reward_model import design_matrix
 
     dataset = load_open_bandit(options["behavior"], options["campaign"], include_affinity=True)
@@ -105,14 +125,17 @@ def _train_obd(out: Path, options: dict) -> dict:
     model.fit(features[~test], clicks[~test], resume=options["resume"])
     seconds = time.perf_counter() - started
     probability = model.predict_proba(features[test])[:, 1]
+    base_rate = np.full(test.sum(), clicks[~test].mean())
     model.save(out / "model")
     return {
         "dataset": "open_bandit_sample", "behavior": options["behavior"], "campaign": options["campaign"],
         "task": "click probability of (user context, item, position)", "split": "stratified 80/20, seed",
         "test_metrics": {
             "transformer": calibration_metrics(clicks[test], probability),
-            "constant_base_rate": calibration_metrics(clicks[test], np.full(test.sum(), clicks[~test].mean())),
+            "constant_base_rate": calibration_metrics(clicks[test], base_rate),
         },
+        # Per-row paired difference: with a few dozen test clicks, two log losses alone do not say which is better.
+        "log_loss_vs_constant": log_loss_difference(clicks[test], probability, base_rate),
         "n_clicks": int(clicks.sum()), "fit_seconds": seconds,
         "training": None if model.history_ is None else model.history_.to_dict(),
     }
@@ -187,6 +210,9 @@ def train(
     for name, metrics in payload["test_metrics"].items():
         shown = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if isinstance(value, float))
         show(f"{name}: {shown}")
+    comparison = payload.get("log_loss_vs_constant")
+    if comparison is not None:
+        show(_log_loss_verdict(comparison))
     console.print(f"model written to {out / 'model'}")
     write_json(out / "metrics.json", payload)
 

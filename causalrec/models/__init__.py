@@ -10,6 +10,7 @@ from causalrec.models.metrics import (
     calibration_metrics,
     expected_calibration_error,
     log_loss,
+    log_loss_difference,
     ranking_metrics,
     summarize_runs,
     target_ranks,
@@ -26,6 +27,7 @@ from causalrec.models.transformer import (
 __all__ = [
     "ItemKNNRecommender", "NetworkSpec", "PopularityRecommender", "RecommenderNetwork", "RepeatPopularityRecommender",
     "TrainingConfig", "TrainingHistory", "TransformerClickModel", "TransformerOutcomeRegressor",
-    "TransformerRecommender", "calibration_metrics", "expected_calibration_error", "log_loss", "ranking_metrics",
+    "TransformerRecommender", "calibration_metrics", "expected_calibration_error", "log_loss",
+    "log_loss_difference", "ranking_metrics",
     "resolve_device", "reward_model_layout", "summarize_runs", "target_ranks",
 ]

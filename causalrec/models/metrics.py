@@ -161,14 +161,39 @@ def _binary_inputs(y_true, probability) -> tuple[np.ndarray, np.ndarray]:
     return y_true, probability
 
 
+def _row_log_losses(y_true: np.ndarray, probability: np.ndarray, eps: float) -> np.ndarray:
+    probability = np.clip(probability, eps, 1 - eps)
+    return -(y_true * np.log(probability) + (1 - y_true) * np.log1p(-probability))
+
+
+def log_loss_difference(y_true, probability, baseline_probability, alpha: float = 0.05,
+                        eps: float = 1e-15) -> dict[str, float]:
+    """Paired comparison of two probability models on the same held-out rows: ``log_loss(probability) -
+    log_loss(baseline_probability)`` (negative: the model is better) with its standard error ``sd(d_i) / sqrt(n)``
+    over the per-row differences ``d_i`` and a normal ``1 - alpha`` interval. With few positive outcomes the
+    interval is wide, and it says so where a bare pair of log losses would not."""
+    from scipy import stats
+
+    y_true, probability = _binary_inputs(y_true, probability)
+    _, baseline_probability = _binary_inputs(y_true, baseline_probability)
+    if not 0 < alpha < 1:
+        raise ValidationError("alpha", "in (0, 1)", repr(alpha), owner=_OWNER)
+    differences = _row_log_losses(y_true, probability, eps) - _row_log_losses(y_true, baseline_probability, eps)
+    n = len(differences)
+    difference = float(differences.mean())
+    se = float(differences.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    return {"difference": difference, "se": se, "ci_low": difference - z * se, "ci_high": difference + z * se,
+            "alpha": alpha, "n": n, "n_positive": int(np.sum(y_true > 0))}
+
+
 def log_loss(y_true, probability, eps: float = 1e-15, sample_weight=None) -> float:
     """Mean negative log-likelihood of binary outcomes; probabilities are clipped to ``[eps, 1 - eps]``.
 
     ``sample_weight`` (non-negative, one per outcome, positive total) gives the weighted mean, e.g. importance
     weights ``pi_e / pi_b`` for the loss under another policy's action distribution."""
     y_true, probability = _binary_inputs(y_true, probability)
-    probability = np.clip(probability, eps, 1 - eps)
-    losses = -(y_true * np.log(probability) + (1 - y_true) * np.log1p(-probability))
+    losses = _row_log_losses(y_true, probability, eps)
     if sample_weight is None:
         return float(losses.mean())
     weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
