@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from causalrec._arrays import item_indices, quantile_bins
+from causalrec._checks import open_unit_interval
 from causalrec.exceptions import ValidationError
 
 _OWNER = "metrics"
@@ -176,8 +177,7 @@ def log_loss_difference(y_true, probability, baseline_probability, alpha: float 
 
     y_true, probability = _binary_inputs(y_true, probability)
     _, baseline_probability = _binary_inputs(y_true, baseline_probability)
-    if not 0 < alpha < 1:
-        raise ValidationError("alpha", "in (0, 1)", repr(alpha), owner=_OWNER)
+    alpha = open_unit_interval(_OWNER, "alpha", alpha)
     differences = _row_log_losses(y_true, probability, eps) - _row_log_losses(y_true, baseline_probability, eps)
     n = len(differences)
     difference = float(differences.mean())
