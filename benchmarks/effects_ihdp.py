@@ -1,7 +1,7 @@
 """IHDP (response surface B, Hill 2011) through causalrec.effects: sqrt(PEHE) and ATE error per estimator.
 
 Protocol (fixed): seeds 0..S-1 (default 30) of ``econml.data.dgps.ihdp_surface_B(random_state=seed)`` (747 rows,
-25 covariates, ships inside econml: works offline). Per seed:
+25 covariates after econml's leading column of ones, ships inside econml: works offline). Per seed:
 
 * in-sample: every estimator family is fit on all 747 rows, CATE evaluated on the same rows;
 * held-out: rows split 80/20 with ``numpy.random.default_rng(seed)``; fit on the 80%, evaluate on the 20%.
@@ -119,7 +119,10 @@ def main() -> None:
                                               ("held_out", np.sort(shuffled[:cut]), np.sort(shuffled[cut:]))):
             for name, row in fit_and_score(seed, y, t, x, fit_rows, eval_rows, tau).items():
                 records.append({"seed": seed, "protocol": protocol, "estimator": name, **row})
-        frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(x.shape[1])]).assign(treatment=t.astype(int), outcome=y)
+        # econml's x starts with a column of ones (an intercept), which estimate_effect refuses as a confounder.
+        covariates = [j for j in range(x.shape[1]) if np.ptp(x[:, j]) > 0]
+        frame = pd.DataFrame(x[:, covariates], columns=[f"x{j}" for j in covariates]).assign(
+            treatment=t.astype(int), outcome=y)
         result = estimate_effect(frame, treatment="treatment", outcome="outcome", confounders=list(frame.columns[:-2]),
                                  estimator="linear_dr", random_state=seed)
         ate_checks.append({"seed": seed, "true_ate": float(tau.mean()), "ate": result.ate,

@@ -317,7 +317,7 @@ class Leaderboard(ResultMixin):
             table = self.table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
         lines = [
             f"Model selection by estimated uplift over {self.baseline!r} ({self.n_rounds} logged rounds, estimator "
-            f"{self.estimator}, {confidence_level(self.alpha)} intervals)",
+            f"{self.estimator}, {confidence_level(self.alpha)} simultaneous uplift intervals)",
             *[f"WARNING: {w}" for w in self.warnings],
             table,
             f"Decision: {self.decision}",
@@ -448,7 +448,8 @@ def select_models(
         decision = "no significant winner: no candidate's simultaneous lower bound of uplift is above 0"
     kinds = {"score": "score (test-inversion) intervals", "wald": "Student-t Wald intervals"}
     used = [kinds[k] for k in dict.fromkeys(comparison.differences.get("interval", []))]
-    correction = (f"Bonferroni over {m} candidates: one-sided lower bounds at level {alpha / m:.3g} each "
+    candidates = "candidate" if m == 1 else "candidates"
+    correction = (f"Bonferroni over {m} {candidates}: one-sided lower bounds at level {alpha / m:.3g} each "
                   f"(family-wise error <= {alpha}); intervals two-sided at {alpha / m:.3g}"
                   + (f"; {' and '.join(used)}" if used else ""))
     warnings_ = comparison.warnings

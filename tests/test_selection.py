@@ -99,6 +99,10 @@ def test_no_significant_winner_is_stated_when_the_bound_is_not_above_zero():
         assert world.policy_value(ranking, users=users, positions=slots) - logging_value < -0.02
     assert (board.table["uplift_lcb"] <= 0).all()
     assert board.winner is None and board.decision.startswith("no significant winner")
+    assert "95% simultaneous uplift intervals" in board.summary()
+    # One comparison when a candidate is the baseline: no Bonferroni split, and the wording says so.
+    against_x = select_models(candidates, logs, estimator="ips", baseline="x")
+    assert against_x.correction.startswith("Bonferroni over 1 candidate: one-sided lower bounds at level 0.05 ")
 
 
 def test_simultaneous_intervals_use_alpha_over_the_number_of_comparisons_made():
