@@ -275,6 +275,27 @@ def test_auto_reports_its_choice_and_an_honest_width():
     assert result["auto"].se == pytest.approx(np.hypot(result["dr"].se, gap), rel=1e-9)
     truth = world.policy_value(policy.greedy_top_k(world.relevance, 2))
     assert abs(result["auto"].value - truth) < 3 * result["auto"].se
+    # Unless plain DR itself was chosen, the note says where plain DR stands and how far away the choice is.
+    assert "plain DR)" not in result["auto"].note
+    dr = result["dr"]
+    assert (f"plain DR {dr.value:.4g} (se {dr.se:.2g}), {abs(gap) / dr.se:.1f} of its se away"
+            in result["auto"].note)
+
+
+def test_auto_note_is_silent_about_the_distance_when_it_keeps_plain_dr():
+    from causalrec.ope.estimators import EstimatorInputs
+    from causalrec.ope.tuning import AutoEstimator
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    weight = rng.choice([0.5, 1.5], n)
+    reward = rng.binomial(1, 0.3, n).astype(float)
+    # A reward model that is off by 0.65 everywhere: the first shrunk estimate is already visibly biased (its
+    # interval misses DR's), so SLOPE keeps DR.
+    inputs = EstimatorInputs(reward, weight, np.full(n, 0.95), np.full(n, 0.95))
+    output = AutoEstimator().estimate(inputs)
+    assert output.note.startswith("SLOPE chose lambda = inf (plain DR); interval from")
+    assert output.value == pytest.approx(np.mean(0.95 + weight * (reward - 0.95)), rel=1e-12)
 
 
 def test_paired_comparison_is_narrower_than_unpaired_and_covers_the_truth():

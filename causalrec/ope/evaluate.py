@@ -437,7 +437,9 @@ def evaluate_policy(
     estimators
         Names (``auto, ips, snips, dm, dr, sndr, switch-dr, dr-os``) or :class:`Estimator` instances; one name
         or a comma-separated string (``"ips,dr"``) also works.
-        ``auto`` tunes the DR-with-shrinkage threshold without ground truth (SLOPE) and reports its choice.
+        ``auto`` tunes the DR-with-shrinkage threshold without ground truth (SLOPE) and reports its choice; it
+        leans towards the reward model, which helps on sparse clicks and heavy weights and can cost accuracy
+        against plain ``dr`` where the logs are rich (see :class:`~causalrec.ope.tuning.AutoEstimator`).
     reward_model, estimated_rewards
         A scikit-learn estimator cross-fitted over ``n_folds`` (LightGBM by default), or precomputed predictions
         ``q(x_i, a, l)`` of shape ``(n, A)`` / ``(n, A, L)``.
