@@ -322,8 +322,17 @@ class Leaderboard(ResultMixin):
             table,
             f"Decision: {self.decision}",
             f"Correction: {self.correction}",
+            *self.uplift_notes,
         ]
         return "\n".join(lines)
+
+    @property
+    def uplift_notes(self) -> list[str]:
+        """What the estimator chose for each candidate's uplift (``auto``: the threshold and where plain DR stands)."""
+        if "uplift_note" not in self.table:
+            return []
+        return [f"{row.candidate}: {row.uplift_note}" for row in self.table.itertuples()
+                if row.uplift_note and row.uplift_note != "the baseline"]
 
     def to_dict(self) -> dict:
         return {
@@ -426,10 +435,10 @@ def select_models(
             # One-sided bound at alpha / m, from the same interval construction as the two-sided intervals.
             row.update(uplift=diff["difference"], uplift_se=diff["se"], uplift_ci_low=diff["ci_low"],
                        uplift_ci_high=diff["ci_high"], uplift_lcb=diff["lower_bound"], uplift_df=diff["df"],
-                       p_value=diff["p_value"])
+                       p_value=diff["p_value"], uplift_note=diff["note"])
         else:  # the baseline itself
             row.update(uplift=0.0, uplift_se=0.0, uplift_ci_low=0.0, uplift_ci_high=0.0, uplift_lcb=0.0,
-                       uplift_df=np.nan, p_value=np.nan)
+                       uplift_df=np.nan, p_value=np.nan, uplift_note="the baseline")
         rows.append(row)
     table = pd.DataFrame(rows)
     higher_is_better = accuracy_metric != "log_loss"

@@ -64,6 +64,20 @@ def test_uplift_ranks_candidates_like_the_truth_where_accuracy_does_not(active_w
     assert {"policy", "baseline", "difference", "se"} <= set(payload["comparisons"][0])
     figure = board.plot()
     assert len(figure.axes) == 2
+    # auto's choice per candidate is shown, with plain DR's uplift from the same logs and reward model beside it.
+    from causalrec.ope.evaluate import compare_policies
+
+    plain = compare_policies(logs, {c.name: c.resolved_policy(logs.n_positions) for c in candidates},
+                             baseline="logging", estimator="dr", reward_model=LogisticRegression(max_iter=300),
+                             random_state=0).differences.set_index("policy")
+    assert len(board.uplift_notes) == 3
+    for name in truth:
+        note = table.loc[name, "uplift_note"]
+        assert f"{name}: {note}" in board.uplift_notes and f"{name}: {note}" in board.summary()
+        assert note.startswith("SLOPE chose")
+        if "plain DR)" not in note:
+            assert f"plain DR {plain.loc[name, 'difference']:.4g} (se {plain.loc[name, 'se']:.2g})" in note
+    assert select_models(candidates, logs, estimator="ips").uplift_notes == []
 
 
 @pytest.mark.parametrize("base_rate", [0.1, 0.01])

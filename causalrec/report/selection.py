@@ -15,7 +15,8 @@ def selection_section(board, title: str = "Model selection by estimated uplift")
         f"shipped, relative to {board.baseline!r}, with paired intervals on the same logs."
     )
     section.warnings.extend(board.warnings)
-    section.tables.append(("Leaderboard", board.table.drop(columns=["description"])))
+    section.text.extend(board.uplift_notes)
+    section.tables.append(("Leaderboard", board.table.drop(columns=["description", "uplift_note"], errors="ignore")))
     section.add_figure("Candidates ranked by accuracy on the logs (left) and by estimated uplift (right)", board.plot())
     section.data["leaderboard"] = board.to_dict()
     return section
