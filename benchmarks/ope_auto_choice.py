@@ -151,21 +151,13 @@ def part_simulator(replications: int, n_rounds: int, jobs: int) -> dict:
 
 def open_bandit_cell(args: tuple) -> dict:
     cell, rows = args
-    from causalrec.data.datasets import load_open_bandit
+    from ope_obd_reward_models import cell_logs_and_target
+
     from causalrec.ope.estimators import EstimatorInputs
     from causalrec.ope.evaluate import importance_weights
-    from causalrec.ope.open_bandit import bts_target
     from causalrec.ope.reward_model import cross_fit_rewards, default_reward_model
-    from causalrec.policy import uniform_random
 
-    behavior, evaluation, campaign = cell
-    logs = load_open_bandit(behavior=behavior, campaign=campaign)
-    truth_logs = load_open_bandit(behavior=evaluation, campaign=campaign)
-    feedback = logs.feedback
-    if evaluation == "random":
-        target = uniform_random(feedback.n_rounds, feedback.n_actions, feedback.n_positions)
-    else:
-        target = bts_target(logs, truth_logs, feedback.n_positions, "logs", random_state=0)[0]
+    feedback, target, truth_logs = cell_logs_and_target(cell)
     truth = float(truth_logs.feedback.reward.mean())
     runs = []
     for b, resample in enumerate(rows):

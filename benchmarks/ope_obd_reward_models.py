@@ -86,14 +86,11 @@ def candidate_models(seed: int) -> dict:
     }
 
 
-def run_cell(cell: tuple[str, str, str], rows: np.ndarray) -> dict:
+def cell_logs_and_target(cell: tuple[str, str, str]):
+    """The logged feedback of ``(behavior, evaluation, campaign)``, the target the library evaluates by default
+    (uniform; or BTS per day from the logged BTS propensities) and the evaluated policy's own logs (the truth)."""
     from causalrec.data.datasets import load_open_bandit
-    from causalrec.models.metrics import log_loss
-    from causalrec.ope.estimators import DirectMethod, DoublyRobust, EstimatorInputs
-    from causalrec.ope.evaluate import importance_weights
     from causalrec.ope.open_bandit import bts_target
-    from causalrec.ope.reward_model import cross_fit_rewards
-    from causalrec.ope.tuning import AutoEstimator
     from causalrec.policy import uniform_random
 
     behavior, evaluation, campaign = cell
@@ -102,8 +99,19 @@ def run_cell(cell: tuple[str, str, str], rows: np.ndarray) -> dict:
     feedback = logs.feedback
     if evaluation == "random":
         target = uniform_random(feedback.n_rounds, feedback.n_actions, feedback.n_positions)
-    else:  # the library's default BTS target: per day, from the logged BTS propensities
+    else:
         target = bts_target(logs, truth_logs, feedback.n_positions, "logs", random_state=0)[0]
+    return feedback, target, truth_logs
+
+
+def run_cell(cell: tuple[str, str, str], rows: np.ndarray) -> dict:
+    from causalrec.models.metrics import log_loss
+    from causalrec.ope.estimators import DirectMethod, DoublyRobust, EstimatorInputs
+    from causalrec.ope.evaluate import importance_weights
+    from causalrec.ope.reward_model import cross_fit_rewards
+    from causalrec.ope.tuning import AutoEstimator
+
+    feedback, target, truth_logs = cell_logs_and_target(cell)
     started = time.perf_counter()
     runs = []
     for b, resample in enumerate(rows):
