@@ -4,7 +4,9 @@ Rows come from the simulator (``make_world(n_users=20000, n_items=50, random_sta
 + 4 item features and the ranker score as confounders). Each (estimator, n) runs in a fresh child process so its
 peak resident memory (``ru_maxrss``) is its own; time covers the whole call: private copy, cross-fitted
 diagnostics nuisances, DoWhy model/identify, the EconML fit and, for non-DR families, the DR model for the ATE.
-CausalForestDML runs at 100k only (610 s there; 10x the rows would take, by extrapolation, well over an hour). The ATE error against the simulator's
+CausalForestDML runs at 100k only (116 s there on an idle machine, 610 s in an earlier run on a busy one; 10x the
+rows would take, by extrapolation, well over 20 minutes). Timings need an otherwise idle machine: the 2026-11-23 run
+was 3-5x slower throughout than the 2026-11-25 one on the same host type. The ATE error against the simulator's
 truth is recorded alongside.
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/effects_scale.py``; writes ``benchmarks/results/effects_scale.json``.
