@@ -46,7 +46,7 @@ class AutoEstimator(Estimator):
     DR's estimate and how many of its standard errors the choice lies away.
 
     The trade: SLOPE accepts a shift of up to two to four of DR's standard errors towards the reward model. That
-    pays where clicks are few and weights heavy (Open Bandit: at or below the issue's reference in 4 of 6 cells,
+    pays where clicks are few and weights heavy (Open Bandit: at or below the issue's reference in 3 of 6 cells,
     plain DR in 1), and costs where DR is already precise and the reward model is biased (simulator, 17% clicks,
     ESS 17% of n: RMSE 1.9x plain DR's; greedy target 1.1x), while the interval still covers (98-100%).
     ``benchmarks/results/ope_auto_choice.json`` has both, beside other ground-truth-free rules; none does well on
