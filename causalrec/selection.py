@@ -457,8 +457,8 @@ def select_models(
         decision = "no significant winner: no candidate's simultaneous lower bound of uplift is above 0"
     kinds = {"score": "score (test-inversion) intervals", "wald": "Student-t Wald intervals"}
     used = [kinds[k] for k in dict.fromkeys(comparison.differences.get("interval", []))]
-    candidates = "candidate" if m == 1 else "candidates"
-    correction = (f"Bonferroni over {m} {candidates}: one-sided lower bounds at level {alpha / m:.3g} each "
+    noun = "candidate" if m == 1 else "candidates"
+    correction = (f"Bonferroni over {m} {noun}: one-sided lower bounds at level {alpha / m:.3g} each "
                   f"(family-wise error <= {alpha}); intervals two-sided at {alpha / m:.3g}"
                   + (f"; {' and '.join(used)}" if used else ""))
     warnings_ = comparison.warnings
