@@ -12,7 +12,11 @@ side for every candidate:
 The decision uses simultaneous one-sided lower confidence bounds of the uplift (Bonferroni over the ``m``
 candidates, level ``alpha / m`` each): the winner is the candidate with the highest lower bound if that bound is
 above zero, otherwise the leaderboard says **no significant winner**. Under the null of no uplift anywhere this
-declares a false winner with probability at most ``alpha``.
+declares a false winner with probability at most ``alpha`` (as far as the intervals hold their level). Only
+candidates whose estimates the diagnostics trust can win: a bound resting on a handful of effective rounds or
+positive rewards is named in the decision but not acted on, since that is where normal-approximation intervals
+fail (Open Bandit, SNIPS: a lower bound above 0 from 116 effective rounds for an uplift about six times the
+click rate).
 
 Candidates must not be fit on the rounds they are evaluated on: a policy whose choice in a round depends on that
 round's own reward is scored optimistically. Fit them on other data, or cross-fit them as
@@ -287,6 +291,33 @@ def causal_ranking_on_exposure_logs(
             f"causal_dcg@{k}": dcg.value, f"causal_dcg@{k}_se": dcg.se}
 
 
+def _decide(table: pd.DataFrame, baseline: str) -> tuple[str | None, str]:
+    """The winner (highest simultaneous lower bound above 0 among estimates the diagnostics trust), or None, and
+    the decision in words. A bound that rests on an unreliable estimate (a handful of effective rounds or of
+    positive rewards) is not trusted: its normal approximation is where intervals fail, so such a candidate is
+    named but cannot win, and no uplift over an unreliable baseline candidate can either."""
+    contenders = table[table["candidate"] != baseline]
+    above = contenders[contenders["uplift_lcb"] > 0].sort_values("uplift_lcb", ascending=False)
+    if above.empty:
+        return None, "no significant winner: no candidate's simultaneous lower bound of uplift is above 0"
+    baseline_rows = table[table["candidate"] == baseline]
+    if len(baseline_rows) and baseline != LOGGING and not bool(baseline_rows["reliable"].iloc[0]):
+        return None, (f"no significant winner: lower bounds above 0 ({_bounds(above)}) are uplifts over "
+                      f"{baseline!r}, whose own estimate is flagged unreliable (see the warnings)")
+    trusted, distrusted = above[above["reliable"].astype(bool)], above[~above["reliable"].astype(bool)]
+    caveat = (f"; not eligible, estimates flagged unreliable (see the warnings): {_bounds(distrusted)}"
+              if len(distrusted) else "")
+    if trusted.empty:
+        return None, "no significant winner: the only simultaneous lower bounds above 0 rest on unreliable estimates" + caveat
+    best = trusted.iloc[0]
+    return str(best["candidate"]), (f"{best['candidate']}: estimated uplift {best['uplift']:.4g} over {baseline}, "
+                                    f"simultaneous lower bound {best['uplift_lcb']:.4g} > 0{caveat}")
+
+
+def _bounds(rows: pd.DataFrame) -> str:
+    return ", ".join(f"{row.candidate} {row.uplift_lcb:.4g}" for row in rows.itertuples())
+
+
 # ------------------------------------------------------------------------------------------- leaderboard
 
 
@@ -383,7 +414,7 @@ def select_models(
     candidates: Sequence[Candidate] | Mapping[str, Candidate],
     feedback: LoggedFeedback,
     baseline: str = LOGGING,
-    estimator: str = "auto",
+    estimator: str = "dr",
     alpha: float = 0.05,
     k: int = 10,
     accuracy_metric: str = "auc",
@@ -395,6 +426,15 @@ def select_models(
     random_state: int | None = None,
 ) -> Leaderboard:
     """Rank ``candidates`` by their estimated uplift over ``baseline`` on ``feedback`` (see the module docstring).
+
+    ``estimator`` defaults to plain DR, not to ``evaluate_policy``'s ``auto``: the decision rests on the intervals,
+    and ``auto``'s are conservative by design (they add the distance to plain DR). On the simulator
+    (``benchmarks/results/selection_simulator.json``: 200 logs of 10,000 rounds per world, LightGBM reward model)
+    DR declares a winner in 99.5-100% of the logs where one exists and ``auto`` in 25-41%; neither ever crowned a
+    candidate whose true uplift is not above 0. ``auto`` ranks better (Kendall tau 0.996-1.0 against 0.88-0.96)
+    and its simultaneous intervals over-cover (99.5-100%), while DR's cover all true uplifts in 90.5-94% of the
+    logs (nominal 95%; Wald intervals with heavy weights). SNIPS, whose score intervals cover 98-99% there and
+    which needs no reward model, declares as often as DR. Pass ``estimator="auto"`` or ``"snips"`` to choose.
 
     ``baseline`` is the name of one candidate or ``"logging"`` (the policy that produced the logs). Logs without
     ``pscore`` get one estimated by ``causalrec.exposure`` (``pscore_model``), and the leaderboard says so.
@@ -446,15 +486,7 @@ def select_models(
     table["rank_by_uplift"] = table["uplift"].rank(ascending=False, method="min")
     table = table.sort_values("rank_by_uplift").reset_index(drop=True)
 
-    eligible = table[table["candidate"] != baseline]
-    best = eligible.loc[eligible["uplift_lcb"].idxmax()] if len(eligible) else None
-    if best is not None and best["uplift_lcb"] > 0:
-        winner = str(best["candidate"])
-        decision = (f"{winner}: estimated uplift {best['uplift']:.4g} over {baseline}, simultaneous lower bound "
-                    f"{best['uplift_lcb']:.4g} > 0")
-    else:
-        winner = None
-        decision = "no significant winner: no candidate's simultaneous lower bound of uplift is above 0"
+    winner, decision = _decide(table, baseline)
     kinds = {"score": "score (test-inversion) intervals", "wald": "Student-t Wald intervals"}
     used = [kinds[k] for k in dict.fromkeys(comparison.differences.get("interval", []))]
     noun = "candidate" if m == 1 else "candidates"

@@ -35,6 +35,30 @@ assert result.ate_interval[0] <= true_ate <= result.ate_interval[1]  # "both dou
 assert result.att_interval[0] <= true_att <= result.att_interval[1]
 assert not result.att_interval[0] <= result.naive_difference <= result.att_interval[1]  # "misses the ATT by far"
 """,
+    "03_model_selection_by_uplift.ipynb": r"""
+assert "is not the one that would cause the most conversions" in prose
+best = max(truth, key=truth.get)
+table = board.table.set_index("candidate")
+assert table["auc"].idxmax() != best
+assert "The uplift ranking follows the truth" in prose
+assert list(board.table["candidate"]) == sorted(truth, key=truth.get, reverse=True)
+assert "each interval covers its true uplift" in prose
+assert all(table.loc[n, "uplift_ci_low"] <= v <= table.loc[n, "uplift_ci_high"] for n, v in truth.items())
+assert "the winner is the truly best candidate" in prose and board.winner == best
+assert "on the same logs it finds no winner" in prose and with_auto.winner is None
+assert "Its point estimates are fine" in prose
+assert list(with_auto.table["candidate"]) == sorted(truth, key=truth.get, reverse=True)
+assert flat_board.winner is None
+import json, pathlib
+study = json.loads(pathlib.Path("../benchmarks/results/selection_simulator.json").read_text())["configurations"]
+assert "plain DR declares the true winner far more often than `auto`" in prose
+right = {c: {e: row["winner_declared_rate"] - row["winner_not_within_tolerance_of_best_rate"]
+             for e, row in study[c]["by_estimator"].items()} for c in ("default", "active-users")}
+assert all(right[c]["dr"] > 2 * right[c]["auto"] for c in right), right
+assert "neither ever crowns a candidate whose true uplift is not above zero" in prose
+assert all(study[c]["by_estimator"][e]["winner_with_true_uplift_at_most_0_rate"] == 0
+           for c in study for e in ("dr", "auto"))
+""",
     "04_ab_test_planning.ipynb": r"""
 quoted = re.search(r"smallest detectable lift is about ([\d.]+)%", prose)
 assert quoted, "the MDE at one million users per arm is no longer quoted"

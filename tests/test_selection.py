@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import Memoriser, score_excess
 from scipy.special import expit, logit
@@ -70,10 +71,18 @@ def test_uplift_ranks_candidates_like_the_truth_where_accuracy_does_not(active_w
     plain = compare_policies(logs, {c.name: c.resolved_policy(logs.n_positions) for c in candidates},
                              baseline="logging", estimator="dr", reward_model=LogisticRegression(max_iter=300),
                              random_state=0).differences.set_index("policy")
-    assert len(board.uplift_notes) == 3
+    # The default is plain DR: the same numbers as compare_policies with DR.
+    assert board.estimator == "dr"
     for name in truth:
-        note = table.loc[name, "uplift_note"]
-        assert f"{name}: {note}" in board.uplift_notes and f"{name}: {note}" in board.summary()
+        assert table.loc[name, "uplift"] == pytest.approx(plain.loc[name, "difference"], rel=1e-12)
+    assert board.uplift_notes == []
+    with_auto = select_models(candidates, logs, estimator="auto", reward_model=LogisticRegression(max_iter=300),
+                              random_state=0)
+    auto_table = with_auto.table.set_index("candidate")
+    assert len(with_auto.uplift_notes) == 3
+    for name in truth:
+        note = auto_table.loc[name, "uplift_note"]
+        assert f"{name}: {note}" in with_auto.uplift_notes and f"{name}: {note}" in with_auto.summary()
         assert note.startswith("SLOPE chose DR-os")  # here a shrunk threshold for each, so plain DR is quoted
         assert f"plain DR {plain.loc[name, 'difference']:.4g} (se {plain.loc[name, 'se']:.2g})" in note
     assert select_models(candidates, logs, estimator="ips").uplift_notes == []
@@ -274,3 +283,43 @@ def test_transformer_candidates_are_cross_fitted_click_models_with_a_softmax_var
     np.testing.assert_allclose(field[1].policy.to_dense().sum(axis=1), 1.0)
     board = select_models(field, logs, estimator="ips")
     assert set(board.table["candidate"]) == {"transformer", "transformer+softmax0.1"}
+
+
+def test_a_bound_resting_on_an_unreliable_estimate_cannot_win_on_open_bandit():
+    """Open Bandit, uniform-random logs (38 clicks), SNIPS: some candidates' lower bounds clear 0 on a handful of
+    matched clicks. The leaderboard names them but does not crown them; any winner has an estimate the diagnostics
+    trust."""
+    from causalrec.data.datasets import load_open_bandit
+
+    feedback = load_open_bandit("random", "all").feedback
+    board = select_models(default_candidates(feedback, random_state=0), feedback, estimator="snips", random_state=0)
+    table = board.table.set_index("candidate")
+    distrusted = table[(table["uplift_lcb"] > 0) & ~table["reliable"].astype(bool)]
+    assert len(distrusted), "the data no longer exercise the rule: no unreliable bound above 0"
+    assert board.winner not in distrusted.index
+    if board.winner is not None:
+        assert table.loc[board.winner, "reliable"]
+        assert table.loc[board.winner, "uplift_lcb"] == table.loc[table["reliable"].astype(bool), "uplift_lcb"].max()
+    for name, row in distrusted.iterrows():
+        assert f"{name} {row['uplift_lcb']:.4g}" in board.decision.split("flagged unreliable")[1]
+    assert "flagged unreliable" in board.summary()
+
+
+def test_decision_rules_for_unreliable_candidates_and_baselines():
+    """Each branch of the decision on a hand-made leaderboard: the best trusted bound wins, distrusted ones are
+    named; only distrusted bounds above 0 give no winner; an unreliable baseline candidate gives none either."""
+    from causalrec.selection import _decide
+
+    table = pd.DataFrame({"candidate": ["a", "b", "c", "base"], "uplift": [0.3, 0.2, 0.1, 0.0],
+                          "uplift_lcb": [0.05, 0.02, -0.01, 0.0], "reliable": [False, True, True, True]})
+    winner, decision = _decide(table, "logging")
+    assert winner == "b" and decision.startswith("b: estimated uplift 0.2 over logging")
+    assert decision.endswith("not eligible, estimates flagged unreliable (see the warnings): a 0.05")
+    winner, decision = _decide(table.assign(reliable=[False, False, True, True]), "logging")
+    assert winner is None and "only simultaneous lower bounds above 0 rest on unreliable estimates" in decision
+    assert decision.endswith("a 0.05, b 0.02")
+    winner, decision = _decide(table.assign(reliable=[True, True, True, False]), "base")
+    assert winner is None and "whose own estimate is flagged unreliable" in decision and "a 0.05, b 0.02" in decision
+    assert _decide(table.assign(reliable=True), "base") == (
+        "a", "a: estimated uplift 0.3 over base, simultaneous lower bound 0.05 > 0")
+    assert _decide(table.assign(uplift_lcb=-0.1), "logging")[0] is None

@@ -29,7 +29,8 @@ def select(
     campaign: str = typer.Option("all", help="Open Bandit campaign: all, men or women."),
     behavior: str = typer.Option("random", help="Open Bandit logging policy: random or bts."),
     baseline: str = typer.Option("logging", help="Candidate name, or 'logging' (the policy behind the logs)."),
-    estimator: str = typer.Option("auto", help="OPE estimator for values and uplifts."),
+    estimator: str = typer.Option("dr", help="OPE estimator for values and uplifts (auto's intervals are "
+                                              "conservative and rarely name a winner: see select_models)."),
     alpha: float = typer.Option(0.05, help="Family-wise error rate of the decision."),
     k: int = typer.Option(10, help="Cut-off of NDCG@k and recall@k."),
     seed: int = typer.Option(0, help="Seed of cross-fitting and random candidates."),
