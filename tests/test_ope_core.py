@@ -201,6 +201,34 @@ def test_low_effective_sample_size_warns_before_the_estimate():
     assert result.diagnostics.ess == pytest.approx(weight.sum() ** 2 / (weight**2).sum())
 
 
+def test_few_effective_positive_rewards_warn_even_when_every_click_has_a_weight():
+    """Uniform logging over two actions; 4 clicks under action 0 and 30 under action 1. An epsilon-greedy target
+    (0.99 on action 0) weighs every click, but 1.98 against 0.02: Kish's count over the clicks' weights is
+    (4 * 1.98 + 30 * 0.02)^2 / (4 * 1.98^2 + 30 * 0.02^2) = 4.63, and the estimate rests on those 4 clicks."""
+    action = np.tile([0, 1], 200)
+    reward = np.zeros(400)
+    reward[np.flatnonzero(action == 0)[:4]] = 1
+    reward[np.flatnonzero(action == 1)[:30]] = 1
+    feedback = LoggedFeedback(action=action, reward=reward, pscore=np.full(400, 0.5), n_actions=2)
+    favour_0 = np.tile([1.0, 0.0], (400, 1))
+    with pytest.warns(CausalrecWarning, match=r"only 4\.6 positive rewards effectively carry the estimate \(of the 34 "
+                      r"with non-zero weight; their weights are uneven\)"):
+        mixed = evaluate_policy(feedback, policy.epsilon_greedy(favour_0, 0.02, 1), estimators=["ips"])
+    expected = (4 * 1.98 + 30 * 0.02) ** 2 / (4 * 1.98**2 + 30 * 0.02**2)
+    assert mixed.diagnostics.effective_positive_rewards == pytest.approx(expected, rel=1e-12)
+    assert not mixed.diagnostics.reliable and mixed.diagnostics.ess > 100  # the rounds are plenty, the clicks not
+    assert "34 positive rewards (effectively 4.6 behind the estimate)" in mixed.summary()
+    # A deterministic target: the same 4 clicks, equal weights, so the count needs no qualifier.
+    with pytest.warns(CausalrecWarning, match=r"only 4\.0 positive rewards effectively carry the estimate: "):
+        greedy = evaluate_policy(feedback, policy.greedy_top_k(favour_0, 1), estimators=["ips"])
+    assert greedy.diagnostics.effective_positive_rewards == pytest.approx(4.0)
+    # The logging policy itself: every click weighs 1, 34 of them, nothing to warn about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CausalrecWarning)
+        logging = evaluate_policy(feedback, policy.uniform_random(400, 2), estimators=["ips"])
+    assert logging.diagnostics.reliable and logging.diagnostics.effective_positive_rewards == pytest.approx(34)
+
+
 def test_unsupported_target_mass_is_measured_and_reported():
     feedback = LoggedFeedback(action=[0, 1, 0, 1], reward=[1, 0, 0, 1], pscore=[0.5] * 4, n_actions=3)
     target = np.array([[0.5, 0.25, 0.25]] * 4)  # action 2 never appears in the logs

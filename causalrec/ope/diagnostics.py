@@ -77,7 +77,9 @@ class WeightDiagnostics(ResultMixin):
     pscores are right and the target is a distribution (its interval excluding 1 hints at wrong pscores or a
     target that puts mass where the logs have none); ``unsupported_mass`` is the share of the target's mass on
     (action, slot) pairs that never occur in the logs; ``n_positive_rewards`` counts the outcomes behind the
-    estimate. ``reliable`` says whether the weights support an estimate (no weight warning).
+    estimate and ``effective_positive_rewards`` how many of them effectively carry it (Kish's count over their
+    weights; fewer than 10 is a warning). ``reliable`` says whether the weights support an estimate (no weight
+    warning).
 
     ``reward_model_fit`` (when a reward model was cross-fitted) is its held-out fit against a constant; its warning
     joins ``warnings`` but leaves ``reliable`` alone, since the weighting estimators do not use the model.
@@ -93,6 +95,8 @@ class WeightDiagnostics(ResultMixin):
     unsupported_mass: float
     n_positive_rewards: int
     reliable: bool
+    #: Kish's effective number of the positive rewards behind the estimate, ``(sum w)^2 / sum w^2`` over their weights
+    effective_positive_rewards: float = float("nan")
     warnings: tuple[str, ...] = field(default_factory=tuple)
     reward_model_fit: RewardModelFit | None = None
 
@@ -112,6 +116,7 @@ class WeightDiagnostics(ResultMixin):
             **{f"weight_{k}": v for k, v in self.weight_quantiles.items()},
             "unsupported_mass": self.unsupported_mass,
             "n_positive_rewards": self.n_positive_rewards,
+            "effective_positive_rewards": self.effective_positive_rewards,
             "reliable": self.reliable,
         }
         if self.reward_model_fit is not None:
@@ -152,11 +157,18 @@ def weight_diagnostics(
             f"mean importance weight {mean_weight:.3f} differs from 1 beyond sampling error (99.9% level): check the pscores "
             "and that the target is defined for the logged rounds"
         )
-    weighted_positive = float(np.sum(weight[reward > 0] > 0))
-    if weighted_positive < MIN_POSITIVE_REWARDS:
+    positive_weight = weight[reward > 0]
+    weighted_positive = int(np.sum(positive_weight > 0))
+    # Kish's count over the positive rewards' weights: an epsilon-greedy target gives every logged click a weight,
+    # but its estimate rests on the few clicks its greedy part matched.
+    positive_squares = float(np.square(positive_weight).sum())
+    effective_positive = float(positive_weight.sum() ** 2 / positive_squares) if positive_squares > 0 else 0.0
+    if effective_positive < MIN_POSITIVE_REWARDS:
+        spread = ("" if effective_positive > weighted_positive - 0.5
+                  else f" (of the {weighted_positive} with non-zero weight; their weights are uneven)")
         messages.append(
-            f"only {weighted_positive:.0f} positive rewards receive non-zero weight: the estimate rests on very "
-            "few outcomes"
+            f"only {effective_positive:.1f} positive rewards effectively carry the estimate{spread}: it rests on "
+            "very few outcomes"
         )
     return WeightDiagnostics(
         n_rounds=n,
@@ -169,5 +181,6 @@ def weight_diagnostics(
         unsupported_mass=float(unsupported_mass),
         n_positive_rewards=n_positive,
         reliable=not messages,
+        effective_positive_rewards=effective_positive,
         warnings=tuple(messages),
     )

@@ -100,7 +100,8 @@ class EvaluationResult(ResultMixin):
         facts = (
             f"ESS {diag.ess:.1f} ({diag.ess_share:.1%}), max weight {diag.max_weight:.3g}, mean weight "
             f"{diag.mean_weight:.3f} [{diag.mean_weight_ci[0]:.3f}, {diag.mean_weight_ci[1]:.3f}], "
-            f"{diag.n_positive_rewards} positive rewards"
+            f"{diag.n_positive_rewards} positive rewards (effectively {diag.effective_positive_rewards:.1f} behind "
+            "the estimate)"
         )
         fit = diag.reward_model_fit
         if fit is not None:
