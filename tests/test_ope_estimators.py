@@ -461,6 +461,30 @@ def test_score_interval_solves_its_defining_equation_and_is_wald_without_heavy_r
     assert high == pytest.approx(plain.mean() + half, abs=half * 5 / n**0.5)
 
 
+@pytest.mark.parametrize("paired", [False, True])
+def test_score_interval_of_doubly_robust_terms_solves_its_defining_equation_over_many_blocks(paired):
+    """DR's terms (intercept ``qbar - w qhat``, slope ``w``; paired with the logging policy: slope ``w - 1``, some
+    negative) over several of the blocks the working model is summed in, with rows that have no weight between:
+    both ends solve the equation rebuilt from the definition (``tests/helpers.py``)."""
+    from causalrec.ope.inference import _SCORE_BLOCK, score_interval
+
+    rng = np.random.default_rng(4)
+    n, tail = 3 * _SCORE_BLOCK + 17, 0.005
+    weight = np.where(rng.random(n) < 0.3, rng.exponential(3.0, n), 0.0)
+    reward = (rng.random(n) < 0.1).astype(float)
+    q_logged, q_target = rng.uniform(0.02, 0.2, n), rng.uniform(0.02, 0.2, n)
+    intercept, slope = q_target - weight * q_logged, weight.copy()
+    if paired:
+        slope -= 1.0  # minus the logging policy's terms, the rewards themselves
+    influence = intercept + slope * reward
+    value = influence.mean()
+    low, high = score_interval(value, influence, intercept, slope, tail)
+    excess, scale = score_excess(high, influence, intercept, slope, tail)
+    assert abs(excess) <= 1e-8 * scale
+    _assert_lower_end(low, influence, intercept, slope, tail)
+    assert low < value < high
+
+
 def test_score_interval_with_one_click_is_near_the_exact_binomial_interval():
     """A greedy target on uniform logs (weight 34 on 294 of 10,000 rounds) with one click among them: SNIPS is the
     click rate of those rounds, a binomial proportion. The score interval, whose degrees of freedom are taken at

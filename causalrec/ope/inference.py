@@ -196,6 +196,9 @@ def interval_quantile(influence: np.ndarray, alpha: float) -> float:
     return float(scipy_stats.t.ppf(1 - alpha / 2, variance_degrees_of_freedom(influence)))
 
 
+_SCORE_BLOCK = 1 << 13
+
+
 class _ScoreModel:
     """The working model of :func:`score_interval`: the terms' variance and degrees of freedom at ``v = mean + d``.
 
@@ -209,24 +212,43 @@ class _ScoreModel:
         n = len(influence)
         self.n = n
         centre = float(influence.mean())
-        raised = slope > 0
-        self.moved = float(np.mean(np.where(raised, slope, 0.0)))
-        y = influence - centre
-        y2 = y * y
-        self.variance = float(y2.sum()) / max(n - 1, 1)  # the Wald interval's variance (ddof = 1)
-        self.raw = (0.0, float(y2.sum()) / n, float(np.dot(y2, y)) / n, float(np.dot(y2, y2)) / n)
+        # Every sum below in one pass over blocks of rows small enough to stay in cache (about 20 array operations
+        # per block; over whole arrays each would be a trip to memory: 3x slower at a million rows).
+        # 0-2: y^2, y^3, y^4; 3-6: growth 1-4 (growth 1 = slope); 7-11: observed * (slope, growth 1-4)
+        totals = np.zeros(12)
+        for first in range(0, n, _SCORE_BLOCK):
+            block = slice(first, first + _SCORE_BLOCK)
+            y = influence[block] - centre
+            y2 = y * y
+            totals[0] += y2.sum()
+            totals[1] += np.dot(y2, y)
+            totals[2] += np.dot(y2, y2)
+            rise = slope[block]
+            raised = rise > 0
+            if not raised.all():
+                rise, y, low = rise[raised], y[raised], intercept[block][raised] - centre
+            else:
+                low = intercept[block] - centre
+            high = low + rise
+            # The second way down reads each round's reward back from its terms (influence = intercept + slope r).
+            observed = np.clip((y - low) / rise, 0.0, 1.0)
+            low2, high2 = low * low, high * high
+            change = (rise, high2 - low2, high2 * high - low2 * low, high2 * high2 - low2 * low2)
+            totals[3] += rise.sum()
+            totals[7] += np.dot(observed, rise)
+            for k in range(1, 4):
+                totals[3 + k] += change[k].sum()
+                totals[8 + k] += np.dot(observed, change[k])
+        totals[8] = totals[7]
+        self.variance = float(totals[0]) / max(n - 1, 1)  # the Wald interval's variance (ddof = 1)
+        self.raw = (0.0, *(float(t) / n for t in totals[:3]))
         # The estimate's own degrees of freedom (variance_degrees_of_freedom): a floor for those at any v.
         self.floor = _satterthwaite(n, self.raw[3] / self.raw[1] ** 2) if n >= 3 and self.raw[1] > 0 else 1.0
-        low = intercept[raised] - centre
-        high = low + slope[raised]
-        low2, high2 = low * low, high * high
-        change = (high - low, high2 - low2, high2 * high - low2 * low, high2 * high2 - low2 * low2)
-        self.growth = tuple(float(c.sum()) / n for c in change)
-        # The second way down: the observed rewards of those rounds shrink by one factor (r_i -> r_i (1 - e)),
-        # the reward read back from the terms (influence = intercept + slope * r).
-        observed = np.clip((influence[raised] - intercept[raised]) / slope[raised], 0.0, 1.0)
-        self.moved_down = float(np.dot(observed, slope[raised])) / n
-        self.growth_down = tuple(float(np.dot(observed, c)) / n for c in change)
+        self.moved = float(totals[3]) / n
+        self.growth = (self.moved, *(float(t) / n for t in totals[4:7]))
+        # The second way down: the observed rewards of those rounds shrink by one factor (r_i -> r_i (1 - e)).
+        self.moved_down = float(totals[7]) / n
+        self.growth_down = tuple(float(t) / n for t in totals[8:12])
 
     @property
     def usable(self) -> bool:
