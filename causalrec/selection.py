@@ -429,11 +429,12 @@ def select_models(
     ``estimator`` defaults to plain DR, not to ``evaluate_policy``'s ``auto``: the decision rests on the intervals,
     and ``auto``'s are conservative by design (they add the distance to plain DR). On the simulator
     (``benchmarks/results/selection_simulator.json``: 200 logs of 10,000 rounds per world, LightGBM reward model)
-    DR declares a winner in 99.5-100% of the logs where one exists and ``auto`` in 25-41%; neither ever crowned a
-    candidate whose true uplift is not above 0. ``auto`` ranks better (Kendall tau 0.996-1.0 against 0.88-0.96)
-    and its simultaneous intervals over-cover (99.5-100%), while DR's cover all true uplifts in 90.5-94% of the
-    logs (nominal 95%; Wald intervals with heavy weights). SNIPS, whose score intervals cover 98-99% there and
-    which needs no reward model, declares as often as DR. Pass ``estimator="auto"`` or ``"snips"`` to choose.
+    DR declares a winner in 99.5-100% of the logs where one exists and ``auto`` in 25-41%; DR crowned a candidate
+    whose true uplift is not above 0 in 1% of the logs where all values are equal (the bound allows ``alpha``),
+    ``auto`` never. ``auto`` ranks better (Kendall tau 0.996-1.0 against 0.88-0.96); the simultaneous intervals
+    cover all true uplifts in 98-99.5% of the logs with DR and 99.5-100% with ``auto`` (score intervals for DR:
+    its Student-t Wald intervals covered 90.5-94%, missing from above). SNIPS, which needs no reward model,
+    declares as often as DR and covers 98-99%. Pass ``estimator="auto"`` or ``"snips"`` to choose.
 
     ``baseline`` is the name of one candidate or ``"logging"`` (the policy that produced the logs). Logs without
     ``pscore`` get one estimated by ``causalrec.exposure`` (``pscore_model``), and the leaderboard says so.

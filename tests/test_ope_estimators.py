@@ -534,26 +534,35 @@ def test_score_interval_covers_rare_heavy_rewards_where_wald_does_not():
     assert score / replications > wald / replications + 0.02
 
 
-def test_weighting_estimators_get_score_intervals_and_the_dr_family_keeps_wald():
+def test_every_estimator_but_auto_gets_score_intervals_on_rewards_in_the_unit_interval():
     world = simulate.make_world(n_users=300, n_items=20, n_positions=2, random_state=5)
     logs = world.sample_logs(5000, random_state=6)
     target = policy.greedy_top_k(world.relevance[logs.user_id], 2)  # heavy weights
-    result = evaluate_policy(logs, target, estimators=["ips", "snips", "dr"], random_state=0)
-    for name in ("ips", "snips"):
+    scored = ["ips", "snips", "dr", "sndr", "switch-dr", "dr-os"]
+    result = evaluate_policy(logs, target, estimators=[*scored, "auto"], random_state=0)
+    for name in scored:
         estimate = result[name]
-        assert estimate.ci_high - estimate.value > estimate.value - estimate.ci_low  # stretched upwards
-        assert "score interval" in estimate.note  # the summary and the report say why it is not symmetric
-    booted = evaluate_policy(logs, target, estimators=["snips"], ci="bootstrap", n_bootstrap=50, random_state=0)
-    assert "score interval" not in booted["snips"].note
-    dr = result["dr"]
+        assert estimate.ci_high - estimate.value > estimate.value - estimate.ci_low, name  # stretched upwards
+        assert "score interval" in estimate.note, name  # the summary and the report say why it is not symmetric
+    auto = result["auto"]  # plain DR's spread plus the distance to plain DR: symmetric by construction
+    assert "score interval" not in auto.note
+    assert auto.ci_high - auto.value == pytest.approx(auto.value - auto.ci_low, rel=1e-9)
+    booted = evaluate_policy(logs, target, estimators=["snips", "dr"], ci="bootstrap", n_bootstrap=50, random_state=0)
+    assert not any("score interval" in booted[name].note for name in ("snips", "dr"))
+    # Rewards outside [0, 1] (the working model moves click probabilities): the Student-t Wald interval.
+    scaled = LoggedFeedback(action=logs.action, reward=3.0 * logs.reward, pscore=logs.pscore, position=logs.position,
+                            n_actions=logs.n_actions, n_positions=logs.n_positions, context=logs.context)
+    dr = evaluate_policy(scaled, target, estimators=["dr"], random_state=0)["dr"]
     assert "score interval" not in dr.note
     assert dr.ci_high - dr.value == pytest.approx(dr.value - dr.ci_low, rel=1e-9)
 
 
-def _paired_coverage(pi0, click, choose, target_value, n, replications, alpha, rng):
-    """Misses (below, above) of the SNIPS uplift interval over the logging policy from compare_policies, and of the
-    Student-t Wald interval on the same estimates, for a context-free bandit whose target picks ``choose(n)`` (its
-    exact value ``target_value``)."""
+def _paired_coverage(pi0, click, choose, target_value, n, replications, alpha, rng, estimator="snips",
+                     reward_model=None):
+    """Misses (below, above) of the ``estimator`` uplift interval over the logging policy from compare_policies, and
+    of the Student-t Wald interval on the same estimates, for a context-free bandit whose target picks ``choose(n)``
+    (its exact value ``target_value``). ``reward_model``: fixed predicted reward per item for the DR family (not
+    fit on the logs, so DR is exactly unbiased)."""
     from causalrec.policy import SparseDistribution
 
     n_items = len(pi0)
@@ -568,8 +577,9 @@ def _paired_coverage(pi0, click, choose, target_value, n, replications, alpha, r
         logs = LoggedFeedback(action=action, reward=reward, pscore=pi0[action], n_actions=n_items)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CausalrecWarning)  # every replication is flagged: ESS ~1-3% of n
-            row = compare_policies(logs, {"t": target}, baseline="logging", estimator="snips",
-                                   alpha=alpha).differences.iloc[0]
+            rewards = None if reward_model is None else {"t": np.broadcast_to(reward_model, (n, n_items))}
+            row = compare_policies(logs, {"t": target}, baseline="logging", estimator=estimator,
+                                   estimated_rewards=rewards, alpha=alpha).differences.iloc[0]
         assert row["interval"] == "score"
         half = stats.t.ppf(1 - alpha / 2, row["df"]) * row["se"]
         for name, (low, high) in (("score", (row["ci_low"], row["ci_high"])),
@@ -578,12 +588,14 @@ def _paired_coverage(pi0, click, choose, target_value, n, replications, alpha, r
     return misses["score"] / replications, misses["wald"] / replications
 
 
-def test_paired_difference_score_interval_covers_where_wald_misses_the_rare_heavy_rewards():
+@pytest.mark.parametrize("estimator", ["snips", "dr"])
+def test_paired_difference_score_interval_covers_where_wald_misses_the_rare_heavy_rewards(estimator):
     """Oracle: a context-free bandit with exact truth. The logging policy shows 200 items popularity-biased
     (0.9 softmax + 0.1 uniform), rarer items are clicked more often, and the target picks one uniformly random
-    item per round (weights up to ~2,000, ESS ~1% of n). SNIPS uplift over the logging policy: the Wald interval
-    misses from above (a low estimate, because the few heavy clicks did not occur, comes with a low variance);
-    the score interval reaches the nominal coverage."""
+    item per round (weights up to ~2,000, ESS ~1% of n). Uplift over the logging policy, SNIPS and DR (a fixed
+    reward model halfway between the true click rates and their mean): the Wald interval misses from above (a low
+    estimate, because the few heavy clicks did not occur, comes with a low variance); the score interval reaches
+    the nominal coverage."""
     n_items, rng = 200, np.random.default_rng(0)
     z = rng.normal(size=n_items)
     z = (z - z.mean()) / z.std()
@@ -591,28 +603,33 @@ def test_paired_difference_score_interval_covers_where_wald_misses_the_rare_heav
     pi0 = 0.9 * popular / popular.sum() + 0.1 / n_items
     rarity = np.argsort(np.argsort(pi0)) / (n_items - 1)
     click = 0.05 + 0.5 * (1 - rarity) ** 3
+    reward_model = 0.5 * click + 0.5 * click.mean() if estimator == "dr" else None
     score, wald = _paired_coverage(pi0, click, lambda n: rng.integers(0, n_items, n), click.mean(), 20_000, 600,
-                                   0.05, rng)
-    # Measured: score misses 1.3% below and 1.0% above (coverage 0.98); Wald 0.8% and 8.8% (0.90). One standard
-    # error of a 95% coverage over these replications is 0.009.
+                                   0.05, rng, estimator, reward_model)
+    # Measured, misses below / above: SNIPS score 1.3% / 1.0% (coverage 0.98), Wald 0.8% / 8.8% (0.90); DR score
+    # 0.8% / 2.3% (0.97), Wald 0.2% / 6.7% (0.93). One standard error of a 95% coverage here is 0.009.
     assert 1 - score.sum() >= 0.94
     assert score[0] <= 0.045 and score[1] <= 0.045
-    assert 1 - wald.sum() < 0.935 and wald[1] > 0.07  # the Wald interval on the same estimates
+    assert wald[1] > 0.05 and 1 - wald.sum() < 1 - score.sum()  # the Wald interval on the same estimates
 
 
+@pytest.mark.parametrize("estimator", ["snips", "dr"])
 @pytest.mark.parametrize("target_click", [0.003, 0.01])
-def test_paired_difference_score_interval_covers_with_a_handful_of_clicks(target_click):
+def test_paired_difference_score_interval_covers_with_a_handful_of_clicks(target_click, estimator):
     """Oracle, the Open Bandit shape: 34 items logged uniformly at random, clicks 0.5% (``target_click`` on the
     target's item), a greedy target (weight 34 on ~3% of the rounds), so one to three clicks carry its estimate.
     The Wald interval's variance is 0 whenever none occurred; the score interval tests each value with the
     variance a binomial count would have there. Measured (400 replications, 95% intervals): target click 0.3%,
-    score coverage 0.99 (Wald 0.62); 1%, score 0.965 (Wald 0.95; a score interval that also moved the other
-    rounds' clicks down, h = sign(slope), covered 0.94 with 5.8% missed above in 1,000 replications)."""
+    SNIPS score coverage 0.99 (Wald 0.62); 1%, score 0.965 (Wald 0.95; a score interval that also moved the other
+    rounds' clicks down, h = sign(slope), covered 0.94 with 5.8% missed above in 1,000 replications). DR with a
+    fixed reward model of 0.5% for every item: 0.985 (Wald 0.62) and 0.96 (Wald 0.95)."""
     n_items, rng = 34, np.random.default_rng(1)
     pi0 = np.full(n_items, 1 / n_items)
     click = np.full(n_items, 0.005)
     click[0] = target_click
-    score, wald = _paired_coverage(pi0, click, lambda n: np.zeros(n, dtype=int), click[0], 10_000, 400, 0.05, rng)
+    reward_model = np.full(n_items, 0.005) if estimator == "dr" else None
+    score, wald = _paired_coverage(pi0, click, lambda n: np.zeros(n, dtype=int), click[0], 10_000, 400, 0.05, rng,
+                                   estimator, reward_model)
     assert 1 - score.sum() >= 0.95 and score[1] <= 0.025
     if target_click < 0.005:
         assert 1 - wald.sum() < 0.85  # the Wald interval on the same estimates

@@ -19,9 +19,10 @@ a ratio for the self-normalised ones). That single shape gives both intervals:
   ``value +- t * sd(psi) / sqrt(n)``; for self-normalised estimators this accounts for the estimated
   normaliser instead of treating it as known. ``t`` is the Student-t quantile with the Welch-Satterthwaite degrees
   of freedom of ``sd(psi)^2`` (from the kurtosis of ``psi``): with heavy-tailed weights the standard error is
-  itself uncertain and the interval widens accordingly; with light tails ``t`` is the normal quantile. The
-  weighting estimators (IPS, clipped IPS, SNIPS) on rewards in [0, 1] get the score (test-inversion) version of
-  this interval instead (``causalrec.ope.inference.score_interval``): each candidate value is tested with the
+  itself uncertain and the interval widens accordingly; with light tails ``t`` is the normal quantile. On
+  rewards in [0, 1] every estimator with an interval (the weighting estimators and the doubly robust family, whose
+  terms are affine in the reward once the cross-fitted reward model's predictions are fixed) gets the score
+  (test-inversion) version of this interval instead (``causalrec.ope.inference.score_interval``): each candidate value is tested with the
   variance the estimator would have at that value, which stretches the upper limit when a few heavily weighted
   rewards could be missing from the sample (the Wilson-score correction of a rare-event Wald interval);
 * bootstrap (``causalrec.ope.inference``): the statistics of all estimators are stacked and resampled with one
