@@ -429,12 +429,12 @@ def select_models(
     ``estimator`` defaults to plain DR, not to ``evaluate_policy``'s ``auto``: the decision rests on the intervals,
     and ``auto``'s are conservative by design (they add the distance to plain DR). On the simulator
     (``benchmarks/results/selection_simulator.json``: 200 logs of 10,000 rounds per world, LightGBM reward model)
-    DR declares a winner in 99.5-100% of the logs where one exists and ``auto`` in 25-41%; DR crowned a candidate
-    whose true uplift is not above 0 in 1% of the logs where all values are equal (the bound allows ``alpha``),
-    ``auto`` never. ``auto`` ranks better (Kendall tau 0.996-1.0 against 0.88-0.96); the simultaneous intervals
-    cover all true uplifts in 98-99.5% of the logs with DR and 99.5-100% with ``auto`` (score intervals for DR:
-    its Student-t Wald intervals covered 90.5-94%, missing from above). SNIPS, which needs no reward model,
-    declares as often as DR and covers 98-99%. Pass ``estimator="auto"`` or ``"snips"`` to choose.
+    DR declares a winner in 99.5-100% of the logs where one exists and ``auto`` in 25-41%; neither ever crowned a
+    candidate whose true uplift is not above 0. ``auto`` ranks better (Kendall tau 0.996-1.0 against 0.88-0.96);
+    the simultaneous intervals cover all true uplifts in 99-100% of the logs with DR and 99.5-100% with ``auto``
+    (DR's interval is the union of its score and Student-t Wald intervals; the Wald interval alone covered
+    90.5-94%, missing from above). SNIPS, which needs no reward model, declares as often as DR and covers 98-99%.
+    Pass ``estimator="auto"`` or ``"snips"`` to choose.
 
     ``baseline`` is the name of one candidate or ``"logging"`` (the policy that produced the logs). Logs without
     ``pscore`` get one estimated by ``causalrec.exposure`` (``pscore_model``), and the leaderboard says so.
@@ -487,7 +487,8 @@ def select_models(
     table = table.sort_values("rank_by_uplift").reset_index(drop=True)
 
     winner, decision = _decide(table, baseline)
-    kinds = {"score": "score (test-inversion) intervals", "wald": "Student-t Wald intervals"}
+    kinds = {"score": "score (test-inversion) intervals", "wald": "Student-t Wald intervals",
+             "score+wald": "score (test-inversion) intervals joined with Student-t Wald ones"}
     used = [kinds[k] for k in dict.fromkeys(comparison.differences.get("interval", []))]
     noun = "candidate" if m == 1 else "candidates"
     correction = (f"Bonferroni over {m} {noun}: one-sided lower bounds at level {alpha / m:.3g} each "

@@ -20,11 +20,13 @@ a ratio for the self-normalised ones). That single shape gives both intervals:
   normaliser instead of treating it as known. ``t`` is the Student-t quantile with the Welch-Satterthwaite degrees
   of freedom of ``sd(psi)^2`` (from the kurtosis of ``psi``): with heavy-tailed weights the standard error is
   itself uncertain and the interval widens accordingly; with light tails ``t`` is the normal quantile. On
-  rewards in [0, 1] every estimator with an interval (the weighting estimators and the doubly robust family, whose
-  terms are affine in the reward once the cross-fitted reward model's predictions are fixed) gets the score
-  (test-inversion) version of this interval instead (``causalrec.ope.inference.score_interval``): each candidate value is tested with the
+  rewards in [0, 1] the weighting estimators (IPS, clipped IPS, SNIPS) get the score (test-inversion) version of
+  this interval instead (``causalrec.ope.inference.score_interval``): each candidate value is tested with the
   variance the estimator would have at that value, which stretches the upper limit when a few heavily weighted
-  rewards could be missing from the sample (the Wilson-score correction of a rare-event Wald interval);
+  rewards could be missing from the sample (the Wilson-score correction of a rare-event Wald interval). The
+  doubly robust family's terms are affine in the reward too once the cross-fitted reward model's predictions are
+  fixed; it gets the union of the score and the Wald intervals (the working model holds those predictions
+  fixed, and they vary across rows);
 * bootstrap (``causalrec.ope.inference``): the statistics of all estimators are stacked and resampled with one
   shared set of weights, and ``combine`` is applied to each resample's means, so self-normalised estimators are
   renormalised per resample.

@@ -349,14 +349,14 @@ def _reward_decomposition(estimator: Estimator, inputs: EstimatorInputs) -> tupl
     DR); None otherwise.
 
     The doubly robust family's terms are affine in the reward too, with the cross-fitted reward model's
-    predictions held fixed (DR: intercept ``qbar - w qhat``, slope ``w``), so its values and paired differences
-    get the same score interval. Its Student-t Wald interval missed from above: on the selection simulator
+    predictions held fixed (DR: intercept ``qbar - w qhat``, slope ``w``); its callers join that score interval
+    with the Wald one (``wald_too``, see :class:`causalrec.ope.inference.ScoreTest`), since the predictions do
+    vary across rows. Its Student-t Wald interval alone missed from above: on the selection simulator
     (``benchmarks/selection_simulator.py``, 3 worlds of 200 logs of 10,000 rounds) the Bonferroni intervals of
     the DR uplifts covered every true uplift in 90.5-94% of the logs with a LightGBM reward model and 91-97.5%
-    with a logistic one (nominal 95%; each miss a low estimate with a low variance), the score intervals in
-    98-99.5% and 96.5-99.5%, 2-24% wider, with as many winners declared (99.5-100% where one exists; 1% false
-    winners where all values are equal, 0% before). One greedy policy's value (``benchmarks/ope_coverage.py``):
-    94.0% -> 95.0%."""
+    with a logistic one (nominal 95%; each miss a low estimate with a low variance); the union in 99-100% and
+    99-100%, with as many winners declared (99.5-100% where one exists) and no false winner where all values are
+    equal. One greedy policy's value (``benchmarks/ope_coverage.py``): 94.0% -> 95.7%."""
     if isinstance(estimator, AutoEstimator) or not estimator.has_interval:
         return None
     reward = inputs.reward
@@ -378,6 +378,8 @@ def _reward_decomposition(estimator: Estimator, inputs: EstimatorInputs) -> tupl
 
 _SCORE_NOTE = ("score interval (test inversion): not symmetric; it reaches towards the rewards that unseen, heavily "
                "weighted rounds could add, and stays within [0, 1]")
+_SCORE_WALD_NOTE = ("score interval (test inversion) joined with the Wald interval: not symmetric; it reaches towards the "
+                    "rewards that unseen, heavily weighted rounds could add, and stays within [0, 1]")
 
 
 def _within(low: float, high: float, smallest: float, largest: float) -> tuple[float, float]:
@@ -401,10 +403,12 @@ def _point_and_analytic(
     if decomposition is None and score:
         decomposition = _reward_decomposition(estimator, inputs)
     if decomposition is not None:
-        low, high = score_interval(output.value, output.influence, *decomposition, alpha / 2)
+        low, high = score_interval(output.value, output.influence, *decomposition, alpha / 2,
+                                   wald_too=estimator.needs_reward_model)
         # Rewards in [0, 1] (the score interval's condition): the policy value is in [0, 1] too.
         low, high = _within(low, high, 0.0, 1.0)
-        return output.value, se, low, high, "; ".join(filter(None, (note, _SCORE_NOTE))), output
+        kind = _SCORE_WALD_NOTE if estimator.needs_reward_model else _SCORE_NOTE
+        return output.value, se, low, high, "; ".join(filter(None, (note, kind))), output
     z = interval_quantile(output.influence, alpha)
     if not estimator.has_interval:
         if dm_bias_bound is None:
@@ -557,11 +561,12 @@ class PolicyComparison(ResultMixin):
     error and interval; the interval is ``1 - alpha`` per comparison, or simultaneous over all candidates with
     ``adjust="bonferroni"``. ``lower_bound`` is the one-sided bound at the same level, and ``p_value`` tests a
     zero difference with the test the interval inverts; ``df`` is the Student-t reference of the Wald interval (the
-    score interval takes its degrees of freedom at each tested value). ``interval`` says which: ``"score"`` on rewards in
-    [0, 1] for every estimator but ``auto`` (the weighting estimators and the doubly robust family, its reward
-    model's predictions held fixed), a test-inversion interval that tests each value with the variance the
-    difference would have there (:func:`causalrec.ope.inference.score_interval`; with heavy importance weights it
-    stretches towards the rewards a few unseen heavy rows could add), and ``"wald"`` (Student-t) for ``auto`` and
+    score interval takes its degrees of freedom at each tested value). ``interval`` says which: ``"score"`` for the
+    weighting estimators (IPS, clipped IPS, SNIPS) on rewards in [0, 1], a test-inversion interval that tests each
+    value with the variance the difference would have there (:func:`causalrec.ope.inference.score_interval`; with
+    heavy importance weights it stretches towards the rewards a few unseen heavy rows could add);
+    ``"score+wald"`` for the doubly robust family on rewards in [0, 1], the union of that interval (with the reward
+    model's predictions held fixed) and the Wald one; and ``"wald"`` (Student-t) for ``auto`` and
     for rewards outside [0, 1]. ``se`` and ``z`` are the Wald ones in both cases.
     """
 
@@ -708,12 +713,12 @@ def compare_policies(
             p_value = float(2 * stats.t.sf(abs(difference) / se_difference, degrees)) if se_difference > 0 else np.nan
             interval = "wald"
         else:
-            test = ScoreTest(difference, influence, *decomposition)
+            test = ScoreTest(difference, influence, *decomposition, wald_too=template.needs_reward_model)
             # Rewards in [0, 1]: a difference of two policy values is in [-1, 1].
             low, high = _within(*test.interval(level / 2), -1.0, 1.0)
             lower_bound = _within(test.lower_bound(level), high, -1.0, 1.0)[0]
             p_value = test.p_value(0.0)
-            interval = "score"
+            interval = "score+wald" if template.needs_reward_model else "score"
         differences.append({
             "policy": name, "baseline": baseline, "estimator": template.name, "difference": difference,
             "se": se_difference, "ci_low": low, "ci_high": high, "lower_bound": lower_bound,
