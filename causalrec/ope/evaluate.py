@@ -567,7 +567,7 @@ class PolicyComparison(ResultMixin):
     heavy importance weights it stretches towards the rewards a few unseen heavy rows could add);
     ``"score+wald"`` for the doubly robust family on rewards in [0, 1], the union of that interval (with the reward
     model's predictions held fixed) and the Wald one; and ``"wald"`` (Student-t) for ``auto`` and
-    for rewards outside [0, 1]. ``se`` and ``z`` are the Wald ones in both cases.
+    for rewards outside [0, 1]. ``se`` and ``z`` are the Wald ones in every case.
     """
 
     baseline: str
