@@ -378,8 +378,7 @@ def _reward_decomposition(estimator: Estimator, inputs: EstimatorInputs) -> tupl
 
 _SCORE_NOTE = ("score interval (test inversion): not symmetric; it reaches towards the rewards that unseen, heavily "
                "weighted rounds could add, and stays within [0, 1]")
-_SCORE_WALD_NOTE = ("score interval (test inversion) joined with the Wald interval: not symmetric; it reaches towards the "
-                    "rewards that unseen, heavily weighted rounds could add, and stays within [0, 1]")
+_SCORE_WALD_NOTE = _SCORE_NOTE.replace("(test inversion):", "(test inversion) joined with the Wald interval:")
 
 
 def _within(low: float, high: float, smallest: float, largest: float) -> tuple[float, float]:
