@@ -29,8 +29,10 @@ from causalrec.effects import (
     r_score,
     validate_cate,
 )
+from causalrec.effects.catalogue import DR_FAMILIES
 from causalrec.effects.uplift_metrics import qini_coefficient
 from causalrec.exceptions import CausalrecWarning, ValidationError
+from causalrec.report.effects import effects_section
 
 WORLD = dict(n_user_features=2, n_item_features=2, n_items=10, base_rate=0.1, relevance_scale=2.0,
              popularity_scale=0.5, effect_mean=2.5, effect_scale=0.1, effect_relevance_slope=-1.2,
@@ -298,11 +300,19 @@ def test_placebo_refuter_reports_no_effect_for_every_family(small_logs, family):
         result = estimate_effect(small_logs, treatment="treatment", outcome="outcome", confounders=FEATURES,
                                  score="score", estimator=estimator, random_state=0, cv=2)
     assert result.estimator == family
-    placebo = result.refute(methods=["placebo_treatment"], num_simulations=2, random_state=11)["placebo_treatment"]
+    refutation = result.refute(methods=["placebo_treatment"], num_simulations=2, random_state=11)
+    placebo = refutation["placebo_treatment"]
     assert placebo.passed and placebo.p_value > 0.05
     assert abs(placebo.new_effect) < 0.3 * abs(placebo.original_effect)
     assert len(set(placebo.simulations)) == 2  # each simulation drew its own permutation
     pd.testing.assert_frame_equal(small_logs, frame)
+    # The refuters perturb this family's own DoWhy estimate; the headline ATE is a DR one, and the report says
+    # which is which whenever a separate DR fit supplied the ATE.
+    subject = refutation.subject
+    assert subject in refutation.summary() and subject in effects_section(result, refutation).text
+    assert f"({placebo.original_effect:.4g})" in subject
+    separate_ate_fit = family not in DR_FAMILIES
+    assert (f"reported ATE {result.ate:.4g}" in subject) == separate_ate_fit, subject
 
 
 def test_all_refuters_draw_fresh_simulations_and_are_reproducible(small_logs):

@@ -79,6 +79,7 @@ class RefutationResult(ResultMixin):
     num_simulations: int
     alpha: float
     random_state: int
+    subject: str = ""
     caveat: str = CAVEAT
 
     def __getitem__(self, method: str) -> Refutation:
@@ -99,8 +100,9 @@ class RefutationResult(ResultMixin):
         with pd.option_context("display.width", 140):
             table = self.to_frame()[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
         readings = [f"{r.method}: {r.reading}" for r in self.refutations]
-        return "\n".join([f"Refutation of the {self.estimator} estimate ({self.num_simulations} simulations each, "
-                          f"alpha {self.alpha})", table, *readings, self.caveat])
+        header = (f"Refutation of the {self.estimator} estimate ({self.num_simulations} simulations each, "
+                  f"alpha {self.alpha})")
+        return "\n".join([header, *([self.subject] if self.subject else []), table, *readings, self.caveat])
 
 
 def _within_distribution(original: float, simulated: np.ndarray) -> float:
@@ -248,4 +250,14 @@ def refute_estimate(
         rows.append(Refutation(method, float(original), float(simulated.mean()),
                                float(simulated.std(ddof=1)) if len(simulated) > 1 else float("nan"),
                                p_value, bool(passed), tuple(float(v) for v in simulated), reading, settings))
-    return RefutationResult(tuple(rows), result.estimator, num_simulations, alpha, int(random_state))
+    return RefutationResult(tuple(rows), result.estimator, num_simulations, alpha, int(random_state),
+                            subject=_subject(result, original))
+
+
+def _subject(result: EffectResult, original: float) -> str:
+    """What ``original_effect`` is, and how it relates to the reported ATE when the two differ."""
+    text = f"original_effect = {result.estimator}'s mean CATE fitted through DoWhy ({original:.4g})"
+    if not np.isclose(original, result.ate, rtol=1e-9, atol=0.0):
+        text += (f"; the reported ATE {result.ate:.4g} is the {result.ate_method} estimate, which the refuters "
+                 f"do not refit")
+    return text

@@ -32,6 +32,8 @@ def effects_section(result, refutation=None, uplift_metrics: pd.DataFrame | None
         section.text.append(f"auto chose {result.selection.chosen}: {result.selection.reason}.")
     if refutation is not None:
         section.tables.append(("Refutation", refutation.to_frame().drop(columns=["reading"])))
+        if refutation.subject:
+            section.text.append(refutation.subject)
         section.text.extend(r.reading for r in refutation.refutations)
         section.text.append(refutation.caveat)
         section.warnings.extend(f"refuter {r.method} failed: {r.reading}" for r in refutation.refutations
