@@ -366,11 +366,11 @@ def _reward_decomposition(estimator: Estimator, inputs: EstimatorInputs) -> tupl
     change = estimator.statistics(replace(inputs, reward=np.ones_like(reward))) - zero
     # Affine in the reward: the observed statistics are zero + reward * change (no third pass over the rows).
     means = zero.mean(axis=0) + reward @ change / len(reward)
-    gradient = estimator.gradient(means)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # undefined (all weights zero): None below
+        gradient = estimator.gradient(means)
         value = float(estimator.combine(means))
-    intercept = value + (zero - means) @ gradient
-    slope = change @ gradient
+        intercept = value + (zero - means) @ gradient
+        slope = change @ gradient
     if not (np.isfinite(intercept).all() and np.isfinite(slope).all()):
         return None
     return intercept, slope
