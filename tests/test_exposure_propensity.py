@@ -99,6 +99,62 @@ def test_marginal_method_for_a_context_free_logger():
     np.testing.assert_allclose(estimate.pscore, probabilities[action], rtol=0.12)
 
 
+def test_auto_describes_a_context_free_logger_with_frequencies_even_when_the_logs_have_context():
+    # Uniform exploration over 10 items with user features logged beside it (Open Bandit's random logs look like
+    # this): the features model can only fit noise, and its noise would enter every importance weight.
+    rng = np.random.default_rng(21)
+    n = 4000
+    feedback = LoggedFeedback(action=rng.integers(0, 10, n), reward=rng.random(n) < 0.1, n_actions=10,
+                              context=rng.normal(size=(n, 4)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        features = estimate_logging_propensities(feedback, "features", random_state=0)
+    auto = estimate_logging_propensities(feedback, random_state=0)
+    assert auto.method.startswith("marginal") and "auto" in auto.method
+    assert auto.parameters["auto_chose"] == "marginal"
+    losses = auto.parameters["auto_candidates_held_out_log_loss"]
+    assert losses["features"] == pytest.approx(features.diagnostics["log_loss"])
+    assert losses["marginal"] <= losses["features"]
+    truth = np.full(n, 0.1)
+    auto_error, features_error = (np.abs(np.log(e.pscore / truth)) for e in (auto, features))
+    assert auto_error.mean() < 0.05 < 0.075 < features_error.mean()  # frequencies vs a classifier's noise
+    assert auto_error.max() < 0.2 < 0.4 < features_error.max()
+    assert not auto.warnings and features.warnings
+
+
+def test_the_balance_check_allows_for_the_noise_of_estimated_frequencies():
+    # A uniform logger over 80 items (Open Bandit's random campaign): with the true pscores the balance statistic
+    # is exactly 1. Out-of-fold frequencies are noisy, and 1 / p_hat is biased upwards (Jensen) by about
+    # (1 - p) / (m p) = 0.0099 here, ten of the statistic's standard errors: measured against 1 the check
+    # called correct frequencies wrong in every log.
+    means, expected, against_one = [], [], []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        feedback = LoggedFeedback(action=rng.integers(0, 80, 10_000), reward=rng.random(10_000) < 0.005, n_actions=80)
+        estimate = estimate_logging_propensities(feedback, random_state=seed)
+        facts = estimate.diagnostics
+        assert not any("balance" in message for message in estimate.warnings), estimate.warnings
+        means.append(facts["uniform_target_mean_weight"])
+        expected.append(facts["uniform_target_mean_weight_expected"])
+        against_one.append(abs(facts["uniform_target_mean_weight"] - 1) > 3.29 * facts["uniform_target_mean_weight_se"])
+    assert all(against_one)
+    gap = np.array(means) - np.array(expected)
+    assert abs(gap.mean()) < 3 * gap.std(ddof=1) / np.sqrt(len(gap)) + 1e-4
+    assert 0.0095 < np.mean(expected) - 1 < 0.0105  # (1 - 1/80) / (8,000 / 80)
+
+
+def test_auto_keeps_the_features_model_when_it_predicts_the_logged_actions_better():
+    world = simulate.make_world(n_users=2000, n_items=8, n_positions=1, logging_noise=0.0, logging_epsilon=0.0,
+                                random_state=5)
+    logs = world.sample_logs(8000, random_state=6)
+    auto = estimate_logging_propensities(logs.with_pscore(None), random_state=0, warn=False)
+    explicit = estimate_logging_propensities(logs.with_pscore(None), "features", random_state=0, warn=False)
+    assert auto.parameters["auto_chose"] == "features" and auto.method == explicit.method
+    np.testing.assert_array_equal(auto.pscore, explicit.pscore)
+    losses = auto.parameters["auto_candidates_held_out_log_loss"]
+    assert losses["features"] < losses["marginal"] - 0.1
+
+
 def test_predictions_are_cross_fitted():
     # An unpruned tree memorises its training rounds (in-sample probability 1 for the logged action); a
     # cross-fitted prediction comes from trees that never saw the round.

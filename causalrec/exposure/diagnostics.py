@@ -76,8 +76,11 @@ def clipping_facts(propensity: np.ndarray, clip: float | None) -> dict:
     }
 
 
-def balance_facts(propensity: np.ndarray, n_candidates: np.ndarray, alpha: float = 0.05) -> dict:
-    """Mean of ``(1 / C_i) / p_i`` (expected 1 under correct propensities) with its interval, and the ESS."""
+def balance_facts(propensity: np.ndarray, n_candidates: np.ndarray, alpha: float = 0.05,
+                  expected: float = 1.0) -> dict:
+    """Mean of ``(1 / C_i) / p_i`` with its interval, and the ESS. The mean is 1 under the true propensities;
+    ``expected`` is its value under correct but estimated ones where the estimation noise's upward (Jensen) bias
+    is known, e.g. ``1 + mean_i w_i (1 - p_i) / (m_i p_i)`` for action frequencies counted over ``m_i`` rounds."""
     weight = (1.0 / n_candidates) / propensity
     n = len(weight)
     mean = float(weight.mean())
@@ -88,6 +91,7 @@ def balance_facts(propensity: np.ndarray, n_candidates: np.ndarray, alpha: float
         "uniform_target_mean_weight": mean,
         "uniform_target_mean_weight_ci": (mean - z * se, mean + z * se),
         "uniform_target_mean_weight_se": se,
+        "uniform_target_mean_weight_expected": float(expected),
         "ess_uniform_target": ess,
         "ess_share_uniform_target": ess / n,
     }
@@ -104,12 +108,14 @@ def warnings_for(facts: dict) -> tuple[str, ...]:
         )
     se = facts.get("uniform_target_mean_weight_se")
     mean = facts.get("uniform_target_mean_weight")
+    expected = facts.get("uniform_target_mean_weight_expected", 1.0)
     if se is not None and mean is not None and np.isfinite(se):
         limit = stats.norm.ppf(1 - MEAN_WEIGHT_WARNING_LEVEL / 2) * se
-        if abs(mean - 1) > limit:
+        if abs(mean - expected) > limit:
+            reference = "1" if expected == 1 else f"{expected:.4f} (1 plus the known upward bias of estimated frequencies)"
             messages.append(
-                f"balance check failed: the mean of (1 / n_candidates) / pscore is {mean:.3f}, not 1 within sampling "
-                "error (99.9% level); the estimated propensities are off where they are small"
+                f"balance check failed: the mean of (1 / n_candidates) / pscore is {mean:.4g}, not {reference} within "
+                "sampling error (99.9% level); the estimated propensities are off where they are small"
             )
     if facts.get("clipped_share", 0.0) > MAX_CLIPPED_SHARE:
         messages.append(

@@ -21,8 +21,10 @@ the logged slot. When it was not recorded, it is estimated from what the logs an
 Every method is *cross-fitted*: the rounds are split into ``n_folds`` folds and each round's probabilities come
 from a model fit on the other folds, so a round's propensity is never predicted by a model that saw it
 (overfit in-sample propensities are too confident on the logged action, which shrinks importance weights).
-``"auto"`` picks ``scores`` when scores are given, else ``features`` when the logs have context columns, else
-``marginal``.
+``"auto"`` picks ``scores`` when scores are given, else ``features`` when the logs have context columns and the
+features model's held-out log loss of the logged actions is below that of the per-slot frequencies (a context-free
+logger such as uniform exploration is described by the frequencies; a classifier would only add noise to the
+weights), else ``marginal``; ``parameters`` records that choice.
 
 The estimate carries its diagnostics (:mod:`causalrec.exposure.diagnostics`): held-out log loss against the
 marginal frequencies, calibration of all (round, candidate) probabilities, the balance check
@@ -75,7 +77,9 @@ class PropensityEstimate(ResultMixin):
     action_probabilities : array (n_rounds, n_actions)
         Cross-fitted probability of every action in every round at its logged slot (before clipping).
     parameters : dict
-        Fitted parameters of the ``scores`` model on all rounds (slope, rank effects, exploration per slot).
+        Fitted parameters of the ``scores`` model on all rounds (slope, rank effects, exploration per slot);
+        for ``method="auto"`` without scores, the held-out log loss of the features model and of the per-slot
+        frequencies, and which one it chose.
     warnings : tuple of str
         Plain-language problems found by the diagnostics (also emitted as :class:`CausalrecWarning`).
     """
@@ -349,6 +353,39 @@ def _cross_fit_marginal(feedback: LoggedFeedback, folds: np.ndarray) -> np.ndarr
     return smoothed[folds, feedback.position]
 
 
+def _features_or_marginal(feedback: LoggedFeedback, folds: np.ndarray, probabilities: np.ndarray,
+                          label: str) -> tuple[np.ndarray, str, dict]:
+    """``auto`` without scores: the features model, unless its held-out log loss of the logged actions is not below
+    the per-slot action frequencies' (both cross-fitted on the same folds). A context-free logger, e.g. uniform
+    exploration, is then described by the frequencies: the classifier would only add noise to the weights."""
+    rows = np.arange(feedback.n_rounds)
+    marginal = _cross_fit_marginal(feedback, folds)
+    losses = {name: float(-np.mean(np.log(np.maximum(p[rows, feedback.action], PROPENSITY_FLOOR))))
+              for name, p in (("features", probabilities), ("marginal", marginal))}
+    choice = {"auto_candidates_held_out_log_loss": losses}
+    if losses["features"] < losses["marginal"]:
+        choice["auto_chose"] = "features"
+        return probabilities, label, choice
+    choice["auto_chose"] = "marginal"
+    label = (f"marginal (action frequencies per slot; auto: the held-out log loss of {label}, "
+             f"{losses['features']:.5g}, is not below theirs, {losses['marginal']:.5g})")
+    return marginal, label, choice
+
+
+def _frequency_inflation(feedback: LoggedFeedback, folds: np.ndarray, pscore: np.ndarray,
+                         n_candidates: np.ndarray) -> float:
+    """Upward bias of the balance statistic ``mean_i (1 / C_i) / p_i`` when ``p_i`` are out-of-fold action
+    frequencies: ``E[1 / p_hat] ~ (1 / p) (1 + (1 - p) / (m p))`` for a frequency counted over ``m`` rounds (delta
+    method), so under a correct context-free description the statistic is ``1 + mean_i w_i (1 - p_i) / (m_i p_i)``,
+    ``m_i`` the rounds at round i's slot outside its fold (a uniform logger over 80 items, 10,000 rounds, 5 folds:
+    1.0099; measured over 100 such logs: 1.0100, sd 0.0008, where the check against 1 warned in every one)."""
+    counts = np.zeros((folds.max() + 1, feedback.n_positions))
+    np.add.at(counts, (folds, feedback.position), 1.0)
+    out_of_fold = (counts.sum(axis=0)[None] - counts)[folds, feedback.position]
+    weight = (1.0 / n_candidates) / pscore
+    return float(np.mean(weight * (1.0 - pscore) / (np.maximum(out_of_fold, 1.0) * pscore)))
+
+
 def _calibration(feedback: LoggedFeedback, probabilities: np.ndarray, folds: np.ndarray) -> dict:
     """Held-out log loss against the cross-fitted per-slot action frequencies, and one-vs-rest calibration of the
     probabilities of every (round, candidate) cell."""
@@ -421,6 +458,7 @@ def estimate_logging_propensities(
         if not 0 < clip <= 1:
             raise ValidationError("clip", "None or a lower bound in (0, 1]", repr(clip), owner=_OWNER)
     classifier = None
+    chosen_by_auto = method == "auto"
     if isinstance(method, str):
         if method not in METHODS:
             raise ValidationError("method", f"one of {METHODS} or a scikit-learn classifier", repr(method),
@@ -467,6 +505,8 @@ def estimate_logging_propensities(
         features = _feature_matrix(feedback, position_features)
         probabilities = _cross_fit_classifier(classifier, features, feedback, folds)
         label = f"features ({_classifier_name(classifier)} on context{' and slot' if features.shape[1] > feedback.context.shape[1] else ''})"
+        if chosen_by_auto:
+            probabilities, label, parameters = _features_or_marginal(feedback, folds, probabilities, label)
     else:
         probabilities = _cross_fit_marginal(feedback, folds)
         label = "marginal (action frequencies per slot)"
@@ -480,7 +520,10 @@ def estimate_logging_propensities(
     n_candidates = np.maximum((probabilities > 0).sum(axis=1), 1)
     facts: dict = {"method": label, "n_rounds": feedback.n_rounds, "n_folds": int(n_folds)}
     facts.update(_calibration(feedback, probabilities, folds))
-    facts.update(diag.balance_facts(pscore, n_candidates))
+    expected = 1.0
+    if label.startswith("marginal") and clip is None:
+        expected += _frequency_inflation(feedback, folds, pscore, n_candidates)
+    facts.update(diag.balance_facts(pscore, n_candidates, expected=expected))
     facts.update(clipping)
     facts.update({"floor": PROPENSITY_FLOOR, "n_floored": n_floored})
     if feedback.pscore is not None:
