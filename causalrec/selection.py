@@ -365,6 +365,10 @@ class Leaderboard(ResultMixin):
                 if row.uplift_note and row.uplift_note != "the baseline"]
 
     def to_dict(self) -> dict:
+        table = self.table
+        baseline_rows = table[table["candidate"] == self.baseline]
+        if len(baseline_rows):  # an uplift over an unreliable baseline candidate is no more reliable than it
+            table = table.assign(reliable=table["reliable"].astype(bool) & bool(baseline_rows["reliable"].iloc[0]))
         return {
             "winner": self.winner, "decision": self.decision, "correction": self.correction, "baseline": self.baseline,
             "estimator": self.estimator, "alpha": self.alpha, "accuracy_metric": self.accuracy_metric,
@@ -373,9 +377,9 @@ class Leaderboard(ResultMixin):
             "estimates": [] if self.values is None else to_jsonable(
                 self.values[["policy", "estimator", "value", "se", "ci_low", "ci_high"]]),
             # The planning layer reads comparisons (policy, baseline, difference, se, ...).
-            "comparisons": to_jsonable(self.table.rename(columns={
+            "comparisons": to_jsonable(table.rename(columns={
                 "candidate": "policy", "uplift": "difference", "uplift_se": "se", "uplift_ci_low": "ci_low",
-                "uplift_ci_high": "ci_high"})[["policy", "difference", "se", "ci_low", "ci_high"]]
+                "uplift_ci_high": "ci_high"})[["policy", "difference", "se", "ci_low", "ci_high", "reliable", "ess"]]
                 .assign(baseline=self.baseline, estimator=self.estimator)),
         }
 

@@ -319,6 +319,26 @@ def test_an_undefined_candidate_is_named_in_the_comparison_error(small):
         compare_policies(feedback, {"a": target}, baseline="logging", alpha=0)
 
 
+def test_comparison_json_carries_each_uplifts_reliability_for_planning():
+    # Uniform logs over 200 items: a greedy candidate matches 1 round in 200 (ESS 0.5% of n, flagged), a uniform
+    # one matches every round. An uplift is as reliable as both of its estimates.
+    rng = np.random.default_rng(3)
+    n, n_actions = 4000, 200
+    feedback = LoggedFeedback(action=rng.integers(0, n_actions, n), reward=rng.random(n) < 0.3,
+                              pscore=np.full(n, 1 / n_actions), n_actions=n_actions)
+    greedy = np.zeros((n, n_actions))
+    greedy[:, 0] = 1.0
+    targets = {"uniform": np.full((n, n_actions), 1 / n_actions), "greedy": greedy}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        over_logging = compare_policies(feedback, targets, baseline="logging", estimator="ips").to_dict()
+        over_greedy = compare_policies(feedback, targets, baseline="greedy", estimator="ips").to_dict()
+    flags = {c["policy"]: (c["reliable"], round(c["ess"])) for c in over_logging["comparisons"]}
+    assert flags == {"uniform": (True, n), "greedy": (False, round(over_logging["diagnostics"]["greedy"]["ess"]))}
+    assert flags["greedy"][1] < 0.01 * n
+    assert [(c["policy"], c["reliable"]) for c in over_greedy["comparisons"]] == [("uniform", False)]
+
+
 def test_bad_comparison_input_names_the_field(small):
     feedback, target = small
     with pytest.raises(ValidationError, match="compare_policies: field 'targets' must be a non-empty mapping"):

@@ -16,6 +16,7 @@ from causalrec.planning import (
     BinaryMetric,
     ContinuousMetric,
     RatioMetric,
+    ShrunkEffect,
     assurance,
     cuped_adjust,
     empirical_bayes_prior,
@@ -216,6 +217,34 @@ def test_an_interval_below_minus_the_baseline_rate_gives_no_finite_low_end_inste
     assert math.isfinite(plan.design.n_treatment)
 
 
+def test_a_plan_for_a_policy_whose_estimate_is_flagged_unreliable_says_so():
+    # causalrec's selection and comparison JSON carry each candidate's reliability flag and ESS (Open Bandit's
+    # leading candidate of the demo rests on about one effective click).
+    payload = {"baseline": "logging", "comparisons": [
+        {"policy": "m1", "baseline": "logging", "estimator": "dr", "difference": 0.004, "se": 0.002,
+         "ci_low": 0.0, "ci_high": 0.008, "reliable": False, "ess": 278.0},
+        {"policy": "m2", "baseline": "logging", "estimator": "dr", "difference": 0.002, "se": 0.001,
+         "ci_low": 0.0, "ci_high": 0.004, "reliable": True, "ess": 9585.0},
+        {"policy": "m3", "baseline": "logging", "estimator": "dr", "difference": 0.001, "se": 0.001,
+         "ci_low": -0.001, "ci_high": 0.003},
+    ]}
+    evaluation = read_offline_evaluation(payload)
+    assert [(c.reliable, c.ess) for c in evaluation.comparisons] == [(False, 278.0), (True, 9585.0), (None, None)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        flagged = {policy: plan_from_offline(payload, BinaryMetric(baseline=0.05), policy=policy).warnings
+                   for policy in ("m1", "m2", "m3")}
+    assert [w for w in flagged["m1"] if "'m1', the policy planned for, is flagged unreliable (effective sample "
+                                        "size 278)" in w]
+    assert not [w for w in (*flagged["m2"], *flagged["m3"]) if "unreliable" in w]
+    for bad, field in (({"reliable": "no"}, "comparisons.reliable"), ({"ess": -1.0}, "comparisons.ess"),
+                       ({"ess": True}, "comparisons.ess")):
+        broken = {"comparisons": [dict(payload["comparisons"][0], **bad)]}
+        with pytest.raises(ValidationError) as caught:
+            read_offline_evaluation(broken)
+        assert caught.value.field == field and caught.value.row == 0
+
+
 def test_choosing_a_comparison():
     evaluation = read_offline_evaluation(offline_payload())
     effect = shrink_comparison(evaluation)
@@ -299,6 +328,26 @@ def test_assurance_matches_the_closed_form():
     n_target = sample_size_for_assurance(metric, design.settings, 0.9, 0.1, 0.05)
     assert assurance(metric, design.settings, n_target, 0.1, 0.05) == pytest.approx(0.9, abs=1e-8)
     assert sample_size_for_assurance(metric, design.settings, 0.99, 0.1, 0.05) is None  # beyond 0.977
+
+
+def test_a_target_assurance_just_below_its_limit_is_called_out_of_practical_reach():
+    # The closed form above tends to Phi(m / s) from below; 1e-7 under that limit needs about 1e16 units per arm
+    # (the search stops at 1e14), 0.01 under it a finite sample. The warning must not read "out of reach
+    # (maximum 0.977)" for a target of 0.9772 that is below the maximum.
+    metric = ContinuousMetric(2.0)
+    limit = stats.norm.cdf(2.0)
+    effect = ShrunkEffect(policy="p", raw_estimate=0.1, raw_standard_error=0.05, n_candidates=1,
+                          selected_as_best=False, method="prior", prior_mean=0.0, prior_sd=1.0, estimate=0.1,
+                          standard_error=0.05, credible_level=0.95, interval_low=0.002, interval_high=0.198,
+                          note="a fixed effect for the test")
+    near = plan_experiment(metric, effect=effect, alternative="larger", target_assurance=limit - 1e-7)
+    assert near.n_treatment_for_target_assurance is None
+    assert any("out of practical reach" in w and f"{limit:.4f}" in w for w in near.warnings), near.warnings
+    reachable = plan_experiment(metric, effect=effect, alternative="larger", target_assurance=limit - 0.01)
+    assert reachable.n_treatment_for_target_assurance is not None
+    assert not any("reach" in w for w in reachable.warnings)
+    beyond = plan_experiment(metric, effect=effect, alternative="larger", target_assurance=0.99)
+    assert any("is out of reach (maximum 0.977" in w for w in beyond.warnings), beyond.warnings
 
 
 def test_assurance_of_a_binary_metric_is_below_the_power_at_the_mean():

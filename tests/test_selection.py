@@ -303,6 +303,25 @@ def test_a_bound_resting_on_an_unreliable_estimate_cannot_win_on_open_bandit():
     for name, row in distrusted.iterrows():
         assert f"{name} {row['uplift_lcb']:.4g}" in board.decision.split("flagged unreliable")[1]
     assert "flagged unreliable" in board.summary()
+    # The JSON that `causalrec plan --from-json` reads carries the flags, and a plan for a distrusted candidate
+    # says that its effect rests on an unreliable estimate.
+    from causalrec.planning import BinaryMetric, plan_from_offline, read_offline_evaluation
+
+    payload = board.to_dict()
+    flags = {c["policy"]: (c["reliable"], c["ess"]) for c in payload["comparisons"]}
+    assert flags == {name: (bool(row["reliable"]), row["ess"]) for name, row in table.iterrows()}
+    name = distrusted.index[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CausalrecWarning)
+        plan = plan_from_offline(payload, BinaryMetric(baseline=float(feedback.reward.mean())), policy=name)
+    assert any(f"{name!r}, the policy planned for, is flagged unreliable" in w for w in plan.warnings), plan.warnings
+    # The uniform-random candidate is the logging policy of these logs: uplift exactly 0, se 0. The file stays
+    # readable (it was refused whole: "comparisons.se must be a positive standard error"), and planning for that
+    # candidate is refused by name.
+    assert [c["policy"] for c in payload["comparisons"] if c["se"] == 0 and c["difference"] == 0] == ["random"]
+    assert read_offline_evaluation(payload).same_as_baseline == ("random",)
+    with pytest.raises(ValidationError, match="'random', whose uplift is exactly 0 with standard error 0"):
+        plan_from_offline(payload, BinaryMetric(baseline=float(feedback.reward.mean())), policy="random")
 
 
 def test_decision_rules_for_unreliable_candidates_and_baselines():

@@ -601,6 +601,11 @@ class PolicyComparison(ResultMixin):
         named = [f"{name}: {w}" for name, d in self.diagnostics.items() for w in d.warnings if w not in shared]
         return (*shared, *named)
 
+    def _reliable(self, policy: str) -> bool:
+        """Whether the uplift of ``policy`` rests on reliable estimates: its own and a target baseline's."""
+        baseline = self.diagnostics.get(self.baseline)
+        return bool(self.diagnostics[policy].reliable) and (baseline is None or bool(baseline.reliable))
+
     def to_dict(self) -> dict:
         from causalrec._results import to_jsonable
 
@@ -612,7 +617,11 @@ class PolicyComparison(ResultMixin):
             "n_rounds": self.n_rounds,
             "pscore_source": self.pscore_source,
             "estimates": to_jsonable(self.values),
-            "comparisons": to_jsonable(self.differences),
+            # With each candidate's reliability flag (and the baseline's, when it is a target) and its ESS, which
+            # the planning layer reads.
+            "comparisons": to_jsonable(self.differences.assign(
+                reliable=[self._reliable(p) for p in self.differences["policy"]],
+                ess=[float(self.diagnostics[p].ess) for p in self.differences["policy"]])),
             "diagnostics": {k: v.to_dict() for k, v in self.diagnostics.items()},
             "warnings": list(self.warnings),
         }

@@ -4,17 +4,21 @@ Offline evaluation input (``read_offline_evaluation``)
 ------------------------------------------------------
 A mapping (or a JSON file holding one) with
 
-* ``estimates``: list of objects with keys ``estimator`` (str), ``value`` (number), ``se``, ``ci_low``,
+* ``estimates``: list of objects with keys ``estimator`` (str), ``value`` (number), ``se`` (>= 0), ``ci_low``,
   ``ci_high`` (numbers, or null for an estimator without an interval) and optionally ``policy`` (str): policy
   values by each estimator. Recorded in the plan for context; when an estimate of the comparison's baseline
   policy by the same estimator is present, it can serve as the control's baseline (:func:`baseline_value`).
 * ``comparisons`` (optional, needed to plan from an uplift): list of objects with keys ``policy``,
   ``baseline``, ``estimator`` (str), ``difference``, ``se``, ``ci_low``, ``ci_high`` (numbers).
   ``difference`` is the estimated uplift of ``policy`` over ``baseline`` on the metric's absolute scale (e.g.
-  clicks per user), ``se > 0`` its standard error.
+  clicks per user), ``se > 0`` its standard error. Optional ``reliable`` (bool) and ``ess`` (number), as
+  causalrec's evaluation and selection JSON write them: a plan for a policy whose estimate is flagged
+  unreliable says so in its warnings.
 
 At least one of the two lists must be present (a selection leaderboard's JSON carries only ``comparisons``).
-Other keys are ignored, and so is a comparison of the baseline with itself. One estimator is used at a time:
+Other keys are ignored, and so is a comparison of the baseline with itself or of a policy whose uplift is exactly
+0 with standard error 0 (its per-round terms are the baseline's, e.g. a uniform-random candidate on uniform-random
+logs). One estimator is used at a time:
 with several, name it (``estimator=``). Each policy appears once per estimator. The comparison planned for is ``policy=`` or, by default, the one with the largest
 difference.
 
@@ -100,6 +104,7 @@ logger = logging.getLogger(__name__)
 
 _OWNER = "planning.plan"
 _GAUSS_HERMITE_NODES, _GAUSS_HERMITE_WEIGHTS = np.polynomial.hermite.hermgauss(64)
+_ASSURANCE_SEARCH_LIMIT = 1e14  # units per arm: beyond this a target assurance counts as unreachable
 
 
 # ----------------------------------------------------------------------------------------------- offline input
@@ -122,6 +127,8 @@ class OfflineComparison:
     se: float
     ci_low: float
     ci_high: float
+    reliable: bool | None = None  # the evaluation's reliability flag of the policy's estimate, when it gave one
+    ess: float | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,7 @@ class OfflineEvaluation(ResultMixin):
     estimates: tuple[OfflineEstimate, ...]
     comparisons: tuple[OfflineComparison, ...]
     source: str | None = None
+    same_as_baseline: tuple[str, ...] = ()  # policies whose terms equal the baseline's on these logs (uplift 0, se 0)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([c.__dict__ for c in self.comparisons])
@@ -163,6 +171,8 @@ def _records(payload: Mapping[str, Any], key: str, schema: dict[str, Any], requi
             raise _row_error(key, "an object", type(item).__name__, row)
         if key == "comparisons" and isinstance(item.get("policy"), str) and item.get("policy") == item.get("baseline"):
             continue  # the baseline against itself (a leaderboard row with uplift 0 and se 0): nothing to plan
+        if key == "comparisons" and _same_as_baseline(item):
+            continue  # e.g. a uniform-random candidate evaluated on uniform-random logs: read by _identical_policies
         record: dict[str, Any] = {}
         for name, kind in schema.items():
             if name not in item:
@@ -178,14 +188,45 @@ def _records(payload: Mapping[str, Any], key: str, schema: dict[str, Any], requi
                 if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                     raise _row_error(f"{key}.{name}", "a finite number", repr(value), row)
                 record[name] = float(value)
-        if record["se"] is not None and record["se"] <= 0:
+        if key == "comparisons" and record["se"] <= 0:
             raise _row_error(f"{key}.se", "a positive standard error", repr(record["se"]), row)
+        if record["se"] is not None and record["se"] < 0:
+            # An estimate is context only: se 0 is a real outcome (no weighted click, e.g. SNIPS of a policy whose
+            # matched rounds were all unclicked) and must not make the whole file unreadable.
+            raise _row_error(f"{key}.se", "a non-negative standard error", repr(record["se"]), row)
         if None not in (record["ci_low"], record["ci_high"]) and record["ci_low"] > record["ci_high"]:
             raise _row_error(f"{key}.ci_low", "at most ci_high", repr(record["ci_low"]), row)
         if isinstance(item.get("policy"), str) and "policy" not in schema:
             record["policy"] = item["policy"]
+        if key == "comparisons":
+            record.update(_reliability(item, row))
         records.append(record)
     return records
+
+
+def _same_as_baseline(item: Mapping[str, Any]) -> bool:
+    """A comparison whose uplift is exactly 0 with standard error 0: on these logs the policy's per-round terms are
+    the baseline's (the logging policy evaluated as a candidate). Nothing to plan for, and not an estimate to
+    shrink others towards."""
+    return isinstance(item.get("policy"), str) and all(
+        not isinstance(item.get(name), bool) and isinstance(item.get(name), int | float) and item.get(name) == 0
+        for name in ("difference", "se"))
+
+
+def _reliability(item: Mapping[str, Any], row: int) -> dict[str, Any]:
+    """The optional ``reliable`` (bool) and ``ess`` (number) of a comparison, as causalrec's JSON writes them."""
+    found: dict[str, Any] = {}
+    reliable = item.get("reliable")
+    if reliable is not None:
+        if not isinstance(reliable, bool):
+            raise _row_error("comparisons.reliable", "true, false or null", repr(reliable), row)
+        found["reliable"] = reliable
+    ess = item.get("ess")
+    if ess is not None:
+        if isinstance(ess, bool) or not isinstance(ess, int | float) or not math.isfinite(ess) or ess < 0:
+            raise _row_error("comparisons.ess", "a non-negative number or null", repr(ess), row)
+        found["ess"] = float(ess)
+    return found
 
 
 def _row_error(field: str, expected: str, found: str, row: int) -> ValidationError:
@@ -216,7 +257,10 @@ def read_offline_evaluation(source: Mapping[str, Any] | str | os.PathLike) -> Of
     comparisons = tuple(
         OfflineComparison(**r) for r in _records(payload, "comparisons", _COMPARISON_KEYS, required=False)
     )
-    return OfflineEvaluation(estimates=estimates, comparisons=comparisons, source=where)
+    rows = payload.get("comparisons")
+    same = tuple(item["policy"] for item in rows if isinstance(item, Mapping) and _same_as_baseline(item)
+                 and item.get("policy") != item.get("baseline")) if isinstance(rows, list) else ()
+    return OfflineEvaluation(estimates=estimates, comparisons=comparisons, source=where, same_as_baseline=same)
 
 
 def baseline_value(evaluation: OfflineEvaluation, comparison: OfflineComparison) -> float | None:
@@ -259,6 +303,10 @@ def choose_comparison(
         chosen = best
     else:
         matches = [c for c in candidates if c.policy == policy]
+        if not matches and policy in evaluation.same_as_baseline:
+            raise fail(_OWNER, "policy", f"a policy that differs from the baseline on these logs (one of {policies})",
+                       f"{policy!r}, whose uplift is exactly 0 with standard error 0: its per-round terms are the "
+                       "baseline's")
         if not matches:
             raise fail(_OWNER, "policy", f"one of {policies}", policy)
         chosen = matches[0]
@@ -471,6 +519,20 @@ def shrink_comparison(
     )
 
 
+def _unreliable_offline(effect: ShrunkEffect, offline: OfflineEvaluation | None) -> list[str]:
+    """A warning when the evaluation flagged the estimate of the policy planned for as unreliable."""
+    if offline is None or effect.policy is None:
+        return []
+    flagged = [c for c in offline.comparisons if c.policy == effect.policy and c.reliable is False]
+    if not flagged:
+        return []
+    ess = flagged[0].ess
+    evidence = "" if ess is None else f" (effective sample size {ess:.4g})"
+    return [f"the offline estimate of {effect.policy!r}, the policy planned for, is flagged unreliable{evidence}: "
+            "the planned effect rests on very little evidence; see the evaluation's warnings, and consider a fixed "
+            "minimum detectable effect (mde_abs / mde_rel) instead"]
+
+
 # ----------------------------------------------------------------------------------------------- assurance
 def _clip_effect(metric: Metric, effect: np.ndarray) -> np.ndarray:
     if isinstance(metric, BinaryMetric):
@@ -499,14 +561,15 @@ def maximum_assurance(settings: DesignSettings, effect_mean: float, effect_sd: f
 def sample_size_for_assurance(
     metric: Metric, settings: DesignSettings, target: float, effect_mean: float, effect_sd: float
 ) -> float | None:
-    """Units per treatment arm with assurance ``target``; None when the target exceeds the maximum assurance."""
+    """Units per treatment arm with assurance ``target``; None when the target is not below the maximum assurance,
+    or so close to it that no sample up to ``_ASSURANCE_SEARCH_LIMIT`` units per arm reaches it."""
     target = open_unit_interval(_OWNER, "target_assurance", target)
     if target >= maximum_assurance(settings, effect_mean, effect_sd) - 1e-9:
         return None
     low, high = 2.0, 1e4
     while assurance(metric, settings, high, effect_mean, effect_sd) < target:
         high *= 4.0
-        if high > 1e14:
+        if high > _ASSURANCE_SEARCH_LIMIT:
             return None
     if assurance(metric, settings, low, effect_mean, effect_sd) >= target:
         return low
@@ -781,6 +844,7 @@ def plan_experiment(
         mde_abs = effect.estimate
         if effect.method == "none":
             caught.append("planning from an unshrunk offline estimate (" + effect.note + ")")
+        caught.extend(_unreliable_offline(effect, offline))
     if available_n_treatment is not None:
         available_n_treatment = positive(_OWNER, "available_n_treatment", available_n_treatment)
     common = {
@@ -847,7 +911,13 @@ def plan_experiment(
                 f"the {100 * effect.credible_level:g}% interval of the effect reaches no improvement: no finite sample "
                 "size guarantees the target power over the whole interval"
             )
-        if n_for_target is None:
+        if n_for_target is None and max_assurance > target_assurance + 1e-9:
+            caught.append(
+                f"assurance {target_assurance:g} is out of practical reach: its limit as the sample grows, "
+                f"{max_assurance:.4f} (the probability that the effect is an improvement), is so close to it that no "
+                f"sample up to {_ASSURANCE_SEARCH_LIMIT:.0e} units per arm gets there"
+            )
+        elif n_for_target is None:
             caught.append(
                 f"assurance {target_assurance:g} is out of reach (maximum {max_assurance:.3f} = probability that the "
                 "effect is an improvement)"
