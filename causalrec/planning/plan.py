@@ -172,7 +172,7 @@ def _records(payload: Mapping[str, Any], key: str, schema: dict[str, Any], requi
         if key == "comparisons" and isinstance(item.get("policy"), str) and item.get("policy") == item.get("baseline"):
             continue  # the baseline against itself (a leaderboard row with uplift 0 and se 0): nothing to plan
         if key == "comparisons" and _same_as_baseline(item):
-            continue  # e.g. a uniform-random candidate evaluated on uniform-random logs: read by _identical_policies
+            continue  # e.g. a uniform-random candidate on uniform-random logs: listed in same_as_baseline
         record: dict[str, Any] = {}
         for name, kind in schema.items():
             if name not in item:
