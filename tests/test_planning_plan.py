@@ -218,8 +218,8 @@ def test_an_interval_below_minus_the_baseline_rate_gives_no_finite_low_end_inste
 
 
 def test_a_plan_for_a_policy_whose_estimate_is_flagged_unreliable_says_so():
-    # causalrec's selection and comparison JSON carry each candidate's reliability flag and ESS (Open Bandit's
-    # leading candidate of the demo rests on about one effective click).
+    # causalrec's selection and comparison JSON carry each candidate's reliability flag and ESS (the demo's leading
+    # candidate on Open Bandit rests on about four effective clicks).
     payload = {"baseline": "logging", "comparisons": [
         {"policy": "m1", "baseline": "logging", "estimator": "dr", "difference": 0.004, "se": 0.002,
          "ci_low": 0.0, "ci_high": 0.008, "reliable": False, "ess": 278.0},
@@ -331,7 +331,7 @@ def test_assurance_matches_the_closed_form():
 
 
 def test_a_target_assurance_just_below_its_limit_is_called_out_of_practical_reach():
-    # The closed form above tends to Phi(m / s) from below; 1e-7 under that limit needs about 1e16 units per arm
+    # The closed form above tends to Phi(m / s) from below; 1e-7 under that limit needs about 3e15 units per arm
     # (the search stops at 1e14), 0.01 under it a finite sample. The warning must not read "out of reach
     # (maximum 0.977)" for a target of 0.9772 that is below the maximum.
     metric = ContinuousMetric(2.0)

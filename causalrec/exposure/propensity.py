@@ -521,7 +521,8 @@ def estimate_logging_propensities(
     facts: dict = {"method": label, "n_rounds": feedback.n_rounds, "n_folds": int(n_folds)}
     facts.update(_calibration(feedback, probabilities, folds))
     expected = 1.0
-    if label.startswith("marginal") and clip is None:
+    frequencies = method == "marginal" or parameters.get("auto_chose") == "marginal"
+    if frequencies and clip is None:
         expected += _frequency_inflation(feedback, folds, pscore, n_candidates)
     facts.update(diag.balance_facts(pscore, n_candidates, expected=expected))
     facts.update(clipping)
