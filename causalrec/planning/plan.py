@@ -157,7 +157,10 @@ _COMPARISON_KEYS = {
 }
 
 
-def _records(payload: Mapping[str, Any], key: str, schema: dict[str, Any], required: bool) -> list[dict[str, Any]]:
+def _records(payload: Mapping[str, Any], key: str, schema: dict[str, Any], required: bool,
+             set_aside: list[str] | None = None) -> list[dict[str, Any]]:
+    """The validated rows of ``payload[key]``; the policies of comparisons identical to the baseline go to
+    ``set_aside`` instead."""
     if key not in payload:
         if required:
             raise fail(_OWNER, key, f"a list of objects with keys {', '.join(schema)}", "no such key")
@@ -172,6 +175,8 @@ def _records(payload: Mapping[str, Any], key: str, schema: dict[str, Any], requi
         if key == "comparisons" and isinstance(item.get("policy"), str) and item.get("policy") == item.get("baseline"):
             continue  # the baseline against itself (a leaderboard row with uplift 0 and se 0): nothing to plan
         if key == "comparisons" and _same_as_baseline(item):
+            if set_aside is not None:
+                set_aside.append(item["policy"])
             continue  # e.g. a uniform-random candidate on uniform-random logs: listed in same_as_baseline
         record: dict[str, Any] = {}
         for name, kind in schema.items():
@@ -254,13 +259,12 @@ def read_offline_evaluation(source: Mapping[str, Any] | str | os.PathLike) -> Of
     if "estimates" not in payload and "comparisons" not in payload:
         raise fail(_OWNER, "comparisons", "a list of policy-vs-baseline uplifts (and/or an 'estimates' list)", "neither key")
     estimates = tuple(OfflineEstimate(**r) for r in _records(payload, "estimates", _ESTIMATE_KEYS, required=False))
+    same: list[str] = []
     comparisons = tuple(
-        OfflineComparison(**r) for r in _records(payload, "comparisons", _COMPARISON_KEYS, required=False)
+        OfflineComparison(**r) for r in _records(payload, "comparisons", _COMPARISON_KEYS, required=False,
+                                                 set_aside=same)
     )
-    rows = payload.get("comparisons")
-    same = tuple(item["policy"] for item in rows if isinstance(item, Mapping) and _same_as_baseline(item)
-                 and item.get("policy") != item.get("baseline")) if isinstance(rows, list) else ()
-    return OfflineEvaluation(estimates=estimates, comparisons=comparisons, source=where, same_as_baseline=same)
+    return OfflineEvaluation(estimates=estimates, comparisons=comparisons, source=where, same_as_baseline=tuple(same))
 
 
 def baseline_value(evaluation: OfflineEvaluation, comparison: OfflineComparison) -> float | None:
