@@ -740,7 +740,8 @@ def test_next_basket_loss_is_the_mean_cross_entropy_over_the_basket_targets():
 def test_full_softmax_loss_and_gradients_equal_a_dense_cross_entropy(repeat_aware, monkeypatch):
     """The training loss is computed with log_softmax and, on CPU, on the positions that have a target only.
     Oracle: PyTorch's own cross-entropy over the dense logits of every position, with the padding's targets
-    ignored; the loss and every parameter's gradient must agree, and so must the dense path GPUs take."""
+    ignored; the loss and every parameter's gradient must agree, and so must the dense path GPUs take (without
+    the repeat terms it pads the 12-item catalogue to 64 columns scored -inf, which must change nothing)."""
     from causalrec.models import objectives as objectives_module
     from causalrec.models.network import IGNORE_INDEX, NetworkSpec, RecommenderNetwork
     from causalrec.models.objectives import NextItemObjective, build_sequence_tables

@@ -223,11 +223,17 @@ class RecommenderNetwork(nn.Module):
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
     # ------------------------------------------------------------------ heads
-    def item_logits(self, hidden: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores of every catalogue item, ``(..., n_items)``."""
+    def item_logits(self, hidden: torch.Tensor, table: torch.Tensor | None = None, pad_to: int = 1) -> torch.Tensor:
+        """Scores of every catalogue item, ``(..., n_items)``; with ``pad_to > 1``, followed by scores of -inf up to
+        a multiple of ``pad_to`` columns (a softmax gives them probability 0 and gradient 0)."""
         table = self.item_table() if table is None else table
+        bias = self.item_bias * self.known_items
+        extra = -table.shape[0] % pad_to
+        if extra:
+            table = F.pad(table, (0, 0, 0, extra))
+            bias = F.pad(bias, (0, extra), value=float("-inf"))
         # One GEMM with the bias folded in (addmm), not a matmul and a separate add over (..., n_items).
-        return F.linear(hidden, table.to(hidden.dtype), (self.item_bias * self.known_items).to(hidden.dtype))
+        return F.linear(hidden, table.to(hidden.dtype), bias.to(hidden.dtype))
 
     def item_logits_of(self, hidden: torch.Tensor, items: torch.Tensor,
                        table: torch.Tensor | None = None) -> torch.Tensor:

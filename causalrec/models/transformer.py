@@ -278,7 +278,7 @@ class TransformerRecommender(_TransformerEstimator):
         batches, so a step holds about as many positions and as much memory at every width. Windows shorter than
         ``max_history`` are padded on the left and the padding is masked, so a narrower width changes no output;
         it only skips work: on the synthetic MovieLens-1M-like benchmark 44% of the positions of full-width
-        batches carry no target, 14% with 4 buckets, which took an H100 from 7.9M to 11.5M supervised positions
+        batches carry no target, 14% with 4 buckets, which took an H100 from 8.9M to 13.1M supervised positions
         per second (``benchmarks/transformer_throughput.py``). ``"auto"``: 4 when the step is compiled (GPU), 1
         otherwise, which keeps the CPU loop exactly as it was.
     validation_metric : {"loss", "ndcg@k"}
