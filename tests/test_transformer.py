@@ -64,6 +64,22 @@ def cyclic_model():
     return _tiny().fit(_cyclic_sequences(), N_ITEMS)
 
 
+def test_the_history_says_what_its_validation_loss_measures(cyclic_model, tmp_path):
+    """With validation_metric="ndcg@k" each epoch's "validation_loss" is minus an NDCG, in [-1, 0], and the
+    history says so in words (it used to hold bare negative numbers under the name "validation_loss"); with the
+    default it is a cross-entropy, positive. The words survive save/load."""
+    assert "cross-entropy" in cyclic_model.history_.validation_criterion
+    assert all(e["validation_loss"] > 0 for e in cyclic_model.history_.epochs)
+    ranked = _tiny(validation_metric="ndcg@3", max_epochs=3).fit(_cyclic_sequences(), N_ITEMS)
+    assert ranked.history_.validation_criterion.startswith("minus the NDCG@3")
+    values = [e["validation_loss"] for e in ranked.history_.epochs]
+    assert all(-1.0 <= v <= 0.0 for v in values)
+    assert ranked.history_.best_validation_loss < -0.5  # the rule is learnable: most next items rank first
+    ranked.save(tmp_path / "model")
+    assert TransformerRecommender.load(tmp_path / "model").history_.validation_criterion == \
+        ranked.history_.validation_criterion
+
+
 def test_training_learns_the_rule_and_held_out_loss_falls(cyclic_model):
     history = cyclic_model.history_
     assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
@@ -525,6 +541,9 @@ def test_click_model_probabilities_are_calibrated_and_informative(logistic_data)
     assert held_out["log_loss"] < oracle["log_loss"] + 0.03
     assert held_out["ece"] < 0.05
     assert set(model.predict(features[:5])) <= {0, 1}
+    # The history's validation loss is the held-out binary cross-entropy, and says so: near the oracle's.
+    assert "binary cross-entropy" in model.history_.validation_criterion
+    assert abs(model.history_.best_validation_loss - oracle["log_loss"]) < 0.1
 
 
 def test_click_model_face_is_scikit_learn(logistic_data):

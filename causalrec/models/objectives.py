@@ -408,6 +408,14 @@ class NextItemObjective:
             chunks.append(network.last_item_logits(history, context, profile).float())
         return torch.cat(chunks)
 
+    @property
+    def validation_criterion(self) -> str:
+        """What :meth:`validation_loss` measures, in words (a training history's readers see only numbers)."""
+        if self.validation_metric == "loss":
+            return "mean full-catalogue cross-entropy of the held-out targets, nats (lower is better)"
+        return (f"minus the NDCG@{check_validation_metric(self.validation_metric)} of the held-out targets "
+                "(negated so that lower is better)")
+
     def validation_loss(self, network: RecommenderNetwork) -> float:
         if self.validation_histories is None:
             raise ValidationError("validation", "held-out histories and targets", "none", owner="fit")
@@ -491,6 +499,13 @@ class OutcomeObjective:
 
     def supervised_count(self, context, items, candidate, slots, labels, mask) -> torch.Tensor:
         return mask.sum()
+
+    @property
+    def validation_criterion(self) -> str:
+        """What :meth:`validation_loss` measures, in words."""
+        if self.kind == "binary":
+            return "mean binary cross-entropy of the held-out outcomes over the tasks, nats (lower is better)"
+        return "mean squared error of the standardised held-out outcomes over the tasks (lower is better)"
 
     def validation_loss(self, network: RecommenderNetwork) -> float:
         total = torch.zeros((), device=self.device)

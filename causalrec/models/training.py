@@ -199,6 +199,8 @@ class Objective(Protocol):
     def validation_loss(self, network: torch.nn.Module) -> float:
         """Early-stopping criterion on held-out data, lower is better (the network is in eval mode)."""
 
+    # Optional: ``validation_criterion``, what ``validation_loss`` measures in words (a training history records it).
+
     # Optional, for objectives over padded sequences: ``window_lengths`` (host array, the real tokens of each
     # example), ``max_width`` (the padded width) and ``make_batch(rows, generator, width)`` cutting a batch to
     # ``width`` tokens. Objectives without them train in one bucket.
@@ -219,6 +221,8 @@ class TrainingHistory(ResultMixin):
     resumed_from_epoch: int | None = None
     # (width, batch size, examples) of each length bucket; empty when the batches are not cut by length
     length_buckets: tuple[tuple[int, int, int], ...] = ()
+    # What each epoch's "validation_loss" measures (it may be a negated ranking metric)
+    validation_criterion: str = "validation loss (lower is better)"
 
     def to_frame(self):
         import pandas as pd
@@ -514,6 +518,7 @@ def train_network(
         batch_size=batch_size,
         resumed_from_epoch=resumed_from,
         length_buckets=tuple(bucket.describe() for bucket in buckets or ()),
+        validation_criterion=getattr(objective, "validation_criterion", TrainingHistory.validation_criterion),
     )
 
 
