@@ -779,3 +779,36 @@ def test_plots_draw_an_estimate_outside_its_range_cut_interval(tmp_path):
     report.add(ope_truth_section([evaluation]))
     html_path, _ = report.write(tmp_path)
     assert html_path.exists()
+
+
+def test_the_report_shows_an_estimate_without_an_interval_as_neither_covering_nor_missing(tmp_path):
+    """DM without a bias bound has no interval, so whether it covers the truth is unknown (None). The HTML report
+    wrote that cell as the word "None" (pandas prints None in an object column instead of its na_rep); it now shows
+    the dash every other missing cell shows, while True / False stay, and the JSON keeps null."""
+    import json
+    import re
+
+    from causalrec.ope.open_bandit import OpenBanditEvaluation
+    from causalrec.report import Report
+    from causalrec.report.ope import ope_truth_section
+
+    feedback, action_dist, q_hat = _obp_like_case(0)
+    result = evaluate_policy(feedback, policy.TableDistribution.from_dense(action_dist), estimators=["dm", "ips"],
+                             estimated_rewards=q_hat)
+    evaluation = OpenBanditEvaluation(campaign="all", behavior="random", evaluation="uniform", target="simulated",
+                                      truth=0.3, truth_se=0.01, result=result)
+    frame = evaluation.to_frame().set_index("estimator")
+    assert frame.loc["dm", "covers_truth"] is None and frame.loc["ips", "covers_truth"] in (True, False)
+    report = Report("ope")
+    report.add(ope_truth_section([evaluation]))
+    html_path, json_path = report.write(tmp_path)
+    rows = re.findall(r"<tr>(.*?)</tr>", html_path.read_text(), flags=re.S)
+    cells = {re.findall(r"<td>(.*?)</td>", row, flags=re.S)[2]: re.findall(r"<td>(.*?)</td>", row, flags=re.S)
+             for row in rows if "<td>" in row}
+    header = re.findall(r"<th>(.*?)</th>", html_path.read_text())
+    column = header.index("covers_truth")
+    assert cells["dm"][column] == "—"
+    assert cells["ips"][column] == str(frame.loc["ips", "covers_truth"])
+    assert "None" not in html_path.read_text()
+    table = json.loads(json_path.read_text())["sections"][0]["tables"]["Estimates, intervals and relative error"]
+    assert {row["estimator"]: row["covers_truth"] for row in table}["dm"] is None

@@ -86,7 +86,7 @@ class Report:
             parts += [f"<p>{html.escape(t)}</p>" for t in section.text]
             for name, table in section.tables:
                 parts.append(f"<h3>{html.escape(name)}</h3>")
-                parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.6g}", na_rep="—"))
+                parts.append(_shown(table).to_html(index=False, float_format=lambda v: f"{v:.6g}", na_rep="—"))
             for caption, png in section.figures:
                 encoded = base64.b64encode(png).decode("ascii")
                 parts.append(
@@ -107,3 +107,15 @@ class Report:
         html_path = write_atomic(out / "report.html", document)
         json_path = write_atomic(out / "report.json", payload)
         return html_path, json_path
+
+
+def _shown(table):
+    """The table with ``None`` cells as NaN: pandas writes a missing value in an object column (a True / False /
+    None flag such as ``covers_truth`` of an estimate without an interval) as "None", not as ``na_rep``."""
+    columns = [c for c in table.columns if table[c].dtype == object and table[c].map(lambda v: v is None).any()]
+    if not columns:
+        return table
+    shown = table.copy()
+    for column in columns:
+        shown[column] = shown[column].map(lambda v: float("nan") if v is None else v)
+    return shown
