@@ -373,6 +373,11 @@ def test_train_obd_compares_the_click_model_with_the_base_rate_row_by_row(tmp_pa
     assert comparison["n"] == tested["transformer"]["n"] and 0 < comparison["n_positive"] < 50
     output = " ".join(result.output.split())
     assert f"on {comparison['n']} test rows with {comparison['n_positive']} clicks:" in output
+    # The fit in one line: the epoch kept and what its validation number measures (as metrics.json records it).
+    training = metrics["training"]
+    assert training["best_epoch"] == 1 and "binary cross-entropy" in training["validation_criterion"]
+    assert (f"training: 1 epoch, ran to --epochs; weights of epoch 1 kept, validation "
+            f"{training['best_validation_loss']:.5g} = {training['validation_criterion']}") in output
     from causalrec.cli.train import _log_loss_verdict
 
     def verdict(low, high):

@@ -213,8 +213,22 @@ def train(
     comparison = payload.get("log_loss_vs_constant")
     if comparison is not None:
         show(_log_loss_verdict(comparison))
+    if payload.get("training"):
+        show(_training_line(payload["training"]))
     console.print(f"model written to {out / 'model'}")
     write_json(out / "metrics.json", payload)
+
+
+def _training_line(training: dict) -> str:
+    """One line on how the fit went: epochs, the epoch whose weights were kept and what its validation number is."""
+    epochs = len(training["epochs"])
+    resumed = training.get("resumed_from_epoch")
+    settings = f"{training['device']}, {training['precision']}{', compiled' if training['compiled'] else ''}"
+    return (f"training: {epochs} epoch{'s' if epochs != 1 else ''}{f' (resumed after epoch {resumed})' if resumed else ''}, "
+            f"{'stopped early' if training['stopped_early'] else 'ran to --epochs'}; weights of epoch "
+            f"{training['best_epoch']} kept, validation {training['best_validation_loss']:.5g} = "
+            f"{training.get('validation_criterion', 'validation loss (lower is better)')}; {settings}, "
+            f"batch {training['batch_size']}")
 
 
 def register(app: typer.Typer) -> None:
