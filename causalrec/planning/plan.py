@@ -190,7 +190,7 @@ def _records(payload: Mapping[str, Any], key: str, schema: dict[str, Any], requi
                     raise _row_error(f"{key}.{name}", "a non-empty string", repr(value), row)
                 record[name] = value
             else:
-                if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                if not _is_number(value):
                     raise _row_error(f"{key}.{name}", "a finite number", repr(value), row)
                 record[name] = float(value)
         if key == "comparisons" and record["se"] <= 0:
@@ -209,13 +209,17 @@ def _records(payload: Mapping[str, Any], key: str, schema: dict[str, Any], requi
     return records
 
 
+def _is_number(value: Any) -> bool:
+    """A finite JSON number (not a bool, which Python counts as an int)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def _same_as_baseline(item: Mapping[str, Any]) -> bool:
     """A comparison whose uplift is exactly 0 with standard error 0: on these logs the policy's per-round terms are
     the baseline's (the logging policy evaluated as a candidate). Nothing to plan for, and not an estimate to
     shrink others towards."""
     return isinstance(item.get("policy"), str) and all(
-        not isinstance(item.get(name), bool) and isinstance(item.get(name), int | float) and item.get(name) == 0
-        for name in ("difference", "se"))
+        _is_number(item.get(name)) and item.get(name) == 0 for name in ("difference", "se"))
 
 
 def _reliability(item: Mapping[str, Any], row: int) -> dict[str, Any]:
@@ -228,7 +232,7 @@ def _reliability(item: Mapping[str, Any], row: int) -> dict[str, Any]:
         found["reliable"] = reliable
     ess = item.get("ess")
     if ess is not None:
-        if isinstance(ess, bool) or not isinstance(ess, int | float) or not math.isfinite(ess) or ess < 0:
+        if not _is_number(ess) or ess < 0:
             raise _row_error("comparisons.ess", "a non-negative number or null", repr(ess), row)
         found["ess"] = float(ess)
     return found
