@@ -39,6 +39,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold
 
 from causalrec._arrays import check_finite
+from causalrec._checks import positive_integer
 from causalrec._results import ResultMixin, to_jsonable
 from causalrec._text import confidence_level
 from causalrec.data.feedback import LoggedFeedback
@@ -446,6 +447,9 @@ def select_models(
     ``exposure_columns``) add causal precision@k and causal DCG@k for candidates that carry ``exposure_scores``.
     """
     field_ = list(candidates.values()) if isinstance(candidates, Mapping) else list(candidates)
+    if not field_:
+        raise ValidationError("candidates", "at least one Candidate", "none", owner=_OWNER)
+    k = positive_integer(_OWNER, "k", k)
     names = [c.name for c in field_]
     if len(set(names)) != len(names):
         raise ValidationError("candidates", "distinct names", f"{names}", owner=_OWNER)

@@ -193,12 +193,15 @@ def test_unreadable_input_files_are_one_line_errors_naming_the_option(tmp_path):
     broken = tmp_path / "broken.csv"
     broken.write_text('a,b\n1,"unterminated\n')
     missing = tmp_path / "missing.parquet"
+    empty = tmp_path / "empty.npz"
+    np.savez(empty)
     cases = [
         (["evaluate", "--logs", str(missing), "--target", str(good_logs)], "--logs", missing, "parquet"),
         (["evaluate", "--logs", str(text), "--target", str(good_logs)], "--logs", text, "parquet"),
         (["evaluate", "--logs", str(good_logs), "--target", str(text)], "--target", text, "parquet"),
         (["select", "--logs", str(good_logs), "--scores", str(array)], "--scores", array, ".npz"),
         (["select", "--logs", str(missing), "--scores", str(array)], "--logs", missing, "parquet"),
+        (["select", "--logs", str(good_logs), "--scores", str(empty)], "--scores", empty, ".npz"),
         (["uplift", "--data", str(broken), "--treatment", "a", "--outcome", "b"], "--data", broken, "CSV"),
     ]
     for arguments, option, path, kind in cases:

@@ -219,6 +219,12 @@ def test_candidate_and_selection_errors():
         select_models([Candidate("a", np.zeros((200, 6))), Candidate("a", np.ones((200, 6)))], logs, estimator="ips")
     with pytest.raises(ValidationError, match=r"shape \(200, 6\)"):
         select_models([Candidate("a", np.zeros((199, 6)))], logs, estimator="ips")
+    with pytest.raises(ValidationError, match=r"^select_models: field 'candidates' must be at least one Candidate; "
+                                              r"found none$"):
+        select_models({}, logs, estimator="ips")
+    for k in (0, 2.5):  # checked before anything is fitted, under the name the caller used
+        with pytest.raises(ValidationError, match=r"^select_models: field 'k' must be a positive integer; found"):
+            select_models([Candidate("a", np.zeros((200, 6)))], logs, estimator="ips", k=k)
     with pytest.raises(ValidationError, match="exactly one"):
         exploration_candidate(Candidate("a", np.zeros((200, 6))), 3)
 

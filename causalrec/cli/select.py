@@ -17,6 +17,8 @@ def _read_scores(path: Path) -> dict[str, np.ndarray]:
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise ValueError("a single array, not an .npz archive of named (n_rounds, n_actions) arrays, one per candidate")
     with loaded:
+        if not loaded.files:
+            raise ValueError("the archive holds no arrays; expected one (n_rounds, n_actions) array per candidate")
         return {name: loaded[name] for name in loaded.files}
 
 
