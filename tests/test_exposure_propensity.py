@@ -122,6 +122,26 @@ def test_auto_describes_a_context_free_logger_with_frequencies_even_when_the_log
     assert not auto.warnings and features.warnings
 
 
+def test_the_comparison_with_a_constant_logged_pscore_has_no_correlation():
+    # A uniform logger's recorded pscore is one number: a correlation with it is undefined (the float rounding of
+    # its mean used to print 0.0). The median log ratio still measures how far the estimate is from the record.
+    rng = np.random.default_rng(4)
+    n = 3000
+    feedback = LoggedFeedback(action=rng.integers(0, 10, n), reward=rng.random(n) < 0.1, n_actions=10,
+                              pscore=np.full(n, 0.1))
+    estimate = estimate_logging_propensities(feedback, "marginal", random_state=0)
+    assert estimate.diagnostics["correlation_with_logged_pscore"] is None
+    ratio = np.median(np.abs(np.log(estimate.pscore / 0.1)))
+    assert estimate.diagnostics["median_abs_log_ratio_to_logged_pscore"] == pytest.approx(ratio)
+    assert 0 < ratio < 0.1
+    assert json.loads(json.dumps(estimate.to_dict()))["diagnostics"]["correlation_with_logged_pscore"] is None
+    # The summary shows it as a missing value, prints the 1e-9 floor as such (pandas' six decimals gave 0.0) and
+    # leaves the method, already in its header, out of the table.
+    rows = dict(line.split() for line in estimate.summary().splitlines()[2:])
+    assert rows["correlation_with_logged_pscore"] == "—" and float(rows["floor"]) == 1e-9
+    assert "method" not in rows and rows["n_rounds"] == "3000"
+
+
 def test_the_balance_check_allows_for_the_noise_of_estimated_frequencies():
     # A uniform logger over 80 items (Open Bandit's random campaign): with the true pscores the balance statistic
     # is exactly 1. Out-of-fold frequencies are noisy, and 1 / p_hat is biased upwards (Jensen) by about

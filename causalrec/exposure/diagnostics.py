@@ -97,6 +97,15 @@ def balance_facts(propensity: np.ndarray, n_candidates: np.ndarray, alpha: float
     }
 
 
+def diagnostics_text(frame) -> str:
+    """A ``diagnostic, value`` frame as text for a summary: the ``method`` row left out (summaries name the method
+    in their header; its long text would widen every row), numbers to six significant digits (pandas' six fixed
+    decimals would print a 1e-9 floor as 0.0), a missing value as a dash."""
+    shown = frame[frame["diagnostic"] != "method"].copy()
+    shown["value"] = ["—" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v) for v in shown["value"]]
+    return shown.to_string(index=False)
+
+
 def warnings_for(facts: dict) -> tuple[str, ...]:
     """Plain-language warnings from a diagnostics dict (keys as produced by this module)."""
     messages = []

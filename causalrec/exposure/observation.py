@@ -84,9 +84,7 @@ class ObservationPropensityEstimate(ResultMixin):
 
     def summary(self) -> str:
         header = f"Estimated observation propensities: {self.method}, {len(self.propensity)} observed cells"
-        with pd.option_context("display.width", 120):
-            table = self.to_frame().to_string(index=False)
-        return "\n".join([header, *[f"WARNING: {w}" for w in self.warnings], table])
+        return "\n".join([header, *[f"WARNING: {w}" for w in self.warnings], diag.diagnostics_text(self.to_frame())])
 
 
 def _check_cells(users, items, n_users, n_items) -> tuple[np.ndarray, np.ndarray]:

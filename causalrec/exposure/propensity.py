@@ -127,9 +127,7 @@ class PropensityEstimate(ResultMixin):
 
     def summary(self) -> str:
         header = f"Estimated logging propensities: {self.method}, {self.n_rounds} rounds"
-        with pd.option_context("display.width", 120):
-            table = self.to_frame().to_string(index=False)
-        return "\n".join([header, *[f"WARNING: {w}" for w in self.warnings], table])
+        return "\n".join([header, *[f"WARNING: {w}" for w in self.warnings], diag.diagnostics_text(self.to_frame())])
 
 
 # --------------------------------------------------------------------------------------------- scores model
@@ -528,9 +526,11 @@ def estimate_logging_propensities(
     facts.update(clipping)
     facts.update({"floor": PROPENSITY_FLOOR, "n_floored": n_floored})
     if feedback.pscore is not None:
-        log_ratio = np.log(pscore) - np.log(feedback.pscore)
-        facts["correlation_with_logged_pscore"] = float(np.corrcoef(np.log(pscore), np.log(feedback.pscore))[0, 1])
-        facts["median_abs_log_ratio_to_logged_pscore"] = float(np.median(np.abs(log_ratio)))
+        estimated, logged = np.log(pscore), np.log(feedback.pscore)
+        # Undefined (None) when either side is constant, e.g. a uniform logger: the median log ratio still compares.
+        varies = np.ptp(logged) > 0 and np.ptp(estimated) > 0
+        facts["correlation_with_logged_pscore"] = float(np.corrcoef(estimated, logged)[0, 1]) if varies else None
+        facts["median_abs_log_ratio_to_logged_pscore"] = float(np.median(np.abs(estimated - logged)))
     messages = diag.warnings_for(facts)
     if warn:
         for message in messages:
