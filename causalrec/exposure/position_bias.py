@@ -16,7 +16,9 @@ slot 0 (``examination[0] = 1``). Three estimators, from most to least demanding 
 * ``"harvest"``: intervention harvesting (Agarwal et al., "Estimating Position Bias without Intrusive
   Interventions", WSDM 2019): the same item (or ``relevance_key`` group) shown at slot 0 and at slot ``l`` in
   different rounds is a natural swap; ``theta_l / theta_0 = sum_j w_j CTR_jl / sum_j w_j CTR_j0`` over the groups
-  ``j`` seen at both slots, with ``w_j = n_j0 n_jl / (n_j0 + n_jl)``.
+  ``j`` seen at both slots, with ``w_j = n_j0 n_jl / (n_j0 + n_jl)``; the pairs of slots are combined by
+  generalised least squares with the covariance their shared clicks give them, which also gives the standard
+  errors.
 * ``"em"``: expectation-maximisation of the PBM likelihood with one attractiveness per ``relevance_key``
   group (Chuklin et al. 2015, Section 4; Wang et al., "Position Bias Estimation for Unbiased Learning to Rank in
   Personal Search", WSDM 2018). E-step for a non-click: ``P(E=1, R=0 | C=0) = theta (1 - gamma) / (1 - theta
@@ -42,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from causalrec._arrays import as_index
 from causalrec._checks import positive
@@ -150,71 +153,111 @@ def estimate_examination(
     return _expectation_maximization(groups, slots, clicks, n_slots, n_rounds, n_clicks, n_iterations, tol)
 
 
-def _pair_ratio(shown, clicked, first: int, second: int) -> tuple[float, float, int]:
-    """``theta_second / theta_first`` from the groups shown at both slots, its log-scale variance and the number
-    of groups used (matched weights ``n_1 n_2 / (n_1 + n_2)``; linearised variance over independent groups)."""
-    both = (shown[:, first] > 0) & (shown[:, second] > 0)
-    if both.sum() < 2:
-        return float("nan"), float("nan"), int(both.sum())
+def _pair_ratio(shown, clicked, first: int, second: int) -> dict | None:
+    """``theta_second / theta_first`` from the groups shown at both slots (matched weights
+    ``w = n_1 n_2 / (n_1 + n_2)``), with the coefficients of its logarithm, linearised in the click counts of those
+    (group, slot) cells: ``d log ratio = sum_g w_g / (n_g2 num) dc_g2 - w_g / (n_g1 den) dc_g1``. None when no group
+    was shown at both or either side has no click."""
+    both = np.flatnonzero((shown[:, first] > 0) & (shown[:, second] > 0))
+    if both.size == 0:
+        return None
     n1, n2 = shown[both, first], shown[both, second]
+    c1, c2 = clicked[both, first], clicked[both, second]
     weight = n1 * n2 / (n1 + n2)
-    numerator_terms = weight * clicked[both, second] / n2
-    denominator_terms = weight * clicked[both, first] / n1
-    numerator, denominator = numerator_terms.sum(), denominator_terms.sum()
+    numerator, denominator = float(np.sum(weight * c2 / n2)), float(np.sum(weight * c1 / n1))
     if numerator <= 0 or denominator <= 0:
-        return float("nan"), float("nan"), int(both.sum())
+        return None
     ratio = numerator / denominator
-    influence = numerator_terms - ratio * denominator_terms
-    variance = len(influence) * influence.var(ddof=1) / denominator**2
-    return float(ratio), float(variance / ratio**2), int(both.sum())
+    # Within-pair PBM fit of each group's click probability (one attractiveness, the two slots' ratio): the plug-in
+    # of the first variance, which weights the pairs.
+    p1 = np.clip((c1 + c2) / (n1 + n2 * ratio), 0.0, 1.0)
+    p2 = np.clip(ratio * p1, 0.0, 1.0)
+    coef_first, coef_second = -weight / (n1 * denominator), weight / (n2 * numerator)
+    variance = float(np.sum(coef_first**2 * n1 * p1 * (1 - p1)) + np.sum(coef_second**2 * n2 * p2 * (1 - p2)))
+    return {"slots": (first, second), "ratio": ratio, "groups": int(both.size), "variance": variance,
+            "cells": (both, coef_first, coef_second)}
 
 
 def _harvest(groups, slots, clicks, n_slots, n_rounds, n_clicks) -> ExaminationEstimate:
-    """Pairwise harvested ratios for every pair of slots, combined by weighted least squares on the log scale
-    (``log theta_l - log theta_k = log ratio_kl``, weights ``1 / var``, ``log theta_0 = 0``), so that slots never
-    shown together with slot 0 are reached through the others."""
+    """Pairwise harvested ratios for every pair of slots, combined on the log scale (``log theta_l - log theta_k =
+    log ratio_kl``, ``log theta_0 = 0``), so that slots never shown together with slot 0 are reached through the
+    others.
+
+    The pairs share click counts (slot 1's clicks enter the ratios 0-1 and 1-2), so they are combined by
+    generalised least squares with their full covariance, and the standard errors come from it. Clicks are
+    independent Bernoulli draws given the rounds' (group, slot) cells; their variances are the PBM's fitted
+    ``theta_l * gamma_g`` (a first weighted fit gives ``theta``, each group's ``gamma`` its clicks over its
+    examination-weighted rounds). Treating the pairs as independent, or the groups as a sample (a sandwich over
+    a handful of items), gave 95% intervals that covered 82-83% on a ranked PBM simulation."""
     n_groups = int(groups.max()) + 1
     shown = np.zeros((n_groups, n_slots))
     clicked = np.zeros((n_groups, n_slots))
     np.add.at(shown, (groups, slots), 1.0)
     np.add.at(clicked, (groups, slots), clicks)
-    design, response, precision, pairs = [], [], [], []
-    for first in range(n_slots):
-        for second in range(first + 1, n_slots):
-            ratio, log_variance, used = _pair_ratio(shown, clicked, first, second)
-            if not (np.isfinite(ratio) and np.isfinite(log_variance) and log_variance > 0):
-                continue
-            row = np.zeros(n_slots)
-            row[second], row[first] = 1.0, -1.0
-            design.append(row[1:])
-            response.append(np.log(ratio))
-            precision.append(1.0 / log_variance)
-            pairs.append({"slots": (first, second), "ratio": ratio, "groups": used})
+    found = [_pair_ratio(shown, clicked, first, second)
+             for first in range(n_slots) for second in range(first + 1, n_slots)]
+    pairs = [pair for pair in found if pair is not None and pair["variance"] > 0]
     ratio = np.full(n_slots, np.nan)
     standard_error = np.full(n_slots, np.nan)
     ratio[0], standard_error[0] = 1.0, 0.0
-    if design:
-        X, y, w = np.array(design), np.array(response), np.array(precision)
-        connected = {0}  # slots linked to slot 0 by a chain of pairs: only their ratios are identified
-        grew = True
-        while grew:
-            grew = False
-            for pair in pairs:
-                first, second = pair["slots"]
-                if (first in connected) != (second in connected):
-                    connected |= {first, second}
-                    grew = True
-        reached = np.array([slot in connected for slot in range(1, n_slots)])
-        keep = np.array([pair["slots"][0] in connected for pair in pairs])
-        if reached.any():
-            X, y, w = X[keep][:, reached], y[keep], w[keep]
-            information = (X * w[:, None]).T @ X
-            log_theta = np.linalg.solve(information, (X * w[:, None]).T @ y)
-            index = np.flatnonzero(reached) + 1
-            ratio[index] = np.exp(log_theta)
-            standard_error[index] = ratio[index] * np.sqrt(np.diag(np.linalg.inv(information)))
+    connected = {0}  # slots linked to slot 0 by a chain of pairs: only their ratios are identified
+    grew = True
+    while grew:
+        grew = False
+        for pair in pairs:
+            first, second = pair["slots"]
+            if (first in connected) != (second in connected):
+                connected |= {first, second}
+                grew = True
+    pairs = [pair for pair in pairs if pair["slots"][0] in connected]
+    reached = np.array([slot in connected for slot in range(1, n_slots)])
+    diagnostics = {"pairs": [{k: pair[k] for k in ("slots", "ratio", "groups")} for pair in pairs]}
+    if not pairs or not reached.any():
+        return ExaminationEstimate(ratio, standard_error, "harvest (items shown at several slots, pairwise ratios)",
+                                   n_rounds, n_clicks, diagnostics)
+    index = np.flatnonzero(reached) + 1  # the slots estimated, as columns of the design
+    design = np.zeros((len(pairs), len(index)))
+    column = {slot: j for j, slot in enumerate(index)}
+    for row, pair in enumerate(pairs):
+        first, second = pair["slots"]
+        design[row, column[second]] = 1.0
+        if first in column:
+            design[row, column[first]] = -1.0
+    response = np.log([pair["ratio"] for pair in pairs])
+    # Step 1: weights from each pair's own variance.
+    weight = 1.0 / np.array([pair["variance"] for pair in pairs])
+    log_theta = np.linalg.solve((design * weight[:, None]).T @ design, (design * weight[:, None]).T @ response)
+    # Step 2: the PBM's click probability of every (group, slot) cell from that fit, and the pairs' covariance.
+    theta = np.ones(n_slots)
+    theta[index] = np.exp(log_theta)
+    in_model = np.r_[True, reached]
+    exposure = shown[:, in_model] @ theta[in_model]
+    gamma = np.divide(clicked[:, in_model].sum(axis=1), exposure, out=np.zeros(n_groups), where=exposure > 0)
+    probability = np.clip(gamma[:, None] * theta[None, :], 0.0, 1.0)
+    cell_variance = shown * probability * (1 - probability)
+    # Sparse: a pair touches two slots of the groups shown at both (there may be one group per user and item).
+    rows, columns, values = [], [], []
+    for row, pair in enumerate(pairs):
+        first, second = pair["slots"]
+        both, coef_first, coef_second = pair["cells"]
+        rows += [np.full(2 * both.size, row)]
+        columns += [both * n_slots + first, both * n_slots + second]
+        values += [coef_first, coef_second]
+    coefficients = sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))),
+                                     shape=(len(pairs), n_groups * n_slots))
+    covariance = np.asarray((coefficients.multiply(cell_variance.ravel()[None, :]) @ coefficients.T).todense())
+    try:
+        precision = np.linalg.inv(covariance)
+        information = design.T @ precision @ design
+        log_theta = np.linalg.solve(information, design.T @ precision @ response)
+        log_covariance = np.linalg.inv(information)
+    except np.linalg.LinAlgError:  # a singular covariance (pairs that carry the same clicks): keep step 1's fit
+        bread = np.linalg.inv((design * weight[:, None]).T @ design) @ (design * weight[:, None]).T
+        log_covariance = bread @ covariance @ bread.T
+    ratio[index] = np.exp(log_theta)
+    standard_error[index] = ratio[index] * np.sqrt(np.clip(np.diag(log_covariance), 0.0, None))
     return ExaminationEstimate(ratio, standard_error, "harvest (items shown at several slots, pairwise ratios)",
-                               n_rounds, n_clicks, {"pairs": pairs})
+                               n_rounds, n_clicks, diagnostics)
 
 
 def _expectation_maximization(groups, slots, clicks, n_slots, n_rounds, n_clicks, n_iterations, tol):
