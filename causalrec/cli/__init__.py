@@ -20,7 +20,7 @@ app = typer.Typer(
 )
 
 # Modules of causalrec.cli that define ``register(app)``; one per command group.
-COMMAND_MODULES = ("demo", "evaluate", "plan", "select", "uplift", "train")
+COMMAND_MODULES = ("demo", "evaluate", "plan", "select", "uplift", "exposure", "train")
 
 
 @app.callback()

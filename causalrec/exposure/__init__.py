@@ -6,6 +6,8 @@
 * :func:`estimate_observation_propensities`: the probability that a rating is observed in MNAR rating data (from
   features, or naive Bayes with a small randomised slice).
 * :func:`estimate_examination` / :func:`position_based_weights`: position bias and position-aware IPS weights.
+* :func:`debias_ratings`: naive against propensity-weighted matrix factorisation trained on self-selected ratings
+  and scored on random ones (Schnabel et al. 2016), with the paired difference and its interval.
 * :mod:`causalrec.exposure.weighting`: naive / IPS / SNIPS / doubly robust losses;
   :mod:`causalrec.exposure.metrics`: debiased MSE and ranking metrics beside the naive ones.
 """
@@ -30,6 +32,7 @@ from causalrec.exposure.propensity import (
     ScorePropensityModel,
     estimate_logging_propensities,
 )
+from causalrec.exposure.ratings import RatingDebiasing, debias_ratings
 from causalrec.exposure.weighting import (
     clipping_bias,
     doubly_robust_pseudo_ratings,
@@ -40,8 +43,8 @@ from causalrec.exposure.weighting import (
 )
 
 __all__ = [
-    "ExaminationEstimate", "ObservationPropensityEstimate", "PropensityEstimate", "ScorePropensityModel",
-    "clipping_bias", "compare_offline_metrics", "debiased_mse", "debiased_ranking_metrics",
+    "ExaminationEstimate", "ObservationPropensityEstimate", "PropensityEstimate", "RatingDebiasing",
+    "ScorePropensityModel", "clipping_bias", "compare_offline_metrics", "debias_ratings", "debiased_mse", "debiased_ranking_metrics",
     "doubly_robust_pseudo_ratings", "estimate_examination", "estimate_logging_propensities",
     "estimate_observation_propensities", "estimate_risk", "examination_weights", "inverse_propensity_weights",
     "ips_risk_variance", "kish_effective_sample_size", "position_based_weights", "ranking_agreement",

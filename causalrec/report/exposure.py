@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from causalrec._text import confidence_level
 from causalrec.report.builder import Section
 
 
@@ -17,6 +18,7 @@ def exposure_section(
     offline_metrics: pd.DataFrame | None = None,
     observation=None,
     true_examination: Sequence[float] | None = None,
+    ratings=None,
     extra_tables: Sequence[tuple[str, pd.DataFrame]] = (),
     title: str = "Exposure: propensities, position bias and debiased metrics",
 ) -> Section:
@@ -25,8 +27,9 @@ def exposure_section(
     ``propensity`` is a :class:`causalrec.exposure.PropensityEstimate`, ``observation`` a
     :class:`causalrec.exposure.ObservationPropensityEstimate`, ``examination`` a
     :class:`causalrec.exposure.ExaminationEstimate` (``true_examination`` draws the known curve beside it),
-    ``offline_metrics`` a table from :func:`causalrec.exposure.compare_offline_metrics`; ``extra_tables`` are
-    added as they are (e.g. a benchmark's MSE table).
+    ``offline_metrics`` a table from :func:`causalrec.exposure.compare_offline_metrics`, ``ratings`` a
+    :class:`causalrec.exposure.RatingDebiasing` (its propensities are shown unless ``observation`` is given);
+    ``extra_tables`` are added as they are (e.g. a benchmark's MSE table).
     """
     import matplotlib
 
@@ -45,6 +48,8 @@ def exposure_section(
         section.warnings.extend(f"propensities: {w}" for w in propensity.warnings)
         section.data["logging_propensity"] = propensity.to_dict()
         panels.append(("reliability", propensity.diagnostics.get("reliability", [])))
+    if observation is None and ratings is not None:
+        observation = ratings.observation
     if observation is not None:
         section.text.append(f"Observation propensities of the rating data estimated with {observation.method}.")
         section.tables.append(("Observation propensity diagnostics", observation.to_frame().astype({"value": str})))
@@ -69,6 +74,18 @@ def exposure_section(
         )
         section.tables.append(("Naive against debiased offline metrics", offline_metrics))
         section.data["offline_metrics"] = offline_metrics
+    if ratings is not None:
+        d = ratings.difference
+        level = confidence_level(ratings.alpha)
+        section.text.append(
+            f"Matrix factorisation trained on {ratings.n_train} self-selected ratings without and with inverse "
+            f"observation-propensity weights (propensities {ratings.propensity_source}), hyper-parameters chosen by "
+            f"cross-validation on those ratings only, scored on {ratings.n_test} random (MCAR) ratings. Weighted "
+            f"minus naive MSE: {d['value']:+.4f}, {level} CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] (paired, "
+            "standard error cluster-robust by user)."
+        )
+        section.tables.append(("MSE on the random (MCAR) ratings", ratings.to_frame()))
+        section.data["rating_debiasing"] = ratings.to_dict()
     for name, table in extra_tables:
         section.tables.append((name, table))
         section.data.setdefault("extra_tables", {})[name] = table
