@@ -62,7 +62,10 @@ def test_logs_with_the_old_rankers_scores_recover_the_true_propensities_and_exam
     evaluated = runner.invoke(app, ["evaluate", "--logs", str(written), "--target", str(tmp_path / "target.parquet"),
                                     "--estimators", "snips", "--json", str(tmp_path / "ope.json")])
     assert evaluated.exit_code == 0, evaluated.output
-    snips = json.loads((tmp_path / "ope.json").read_text())["estimates"][0]
+    evaluation = json.loads((tmp_path / "ope.json").read_text())
+    assert evaluation["metadata"]["pscore_source"].startswith("estimated by causalrec.exposure: scores")
+    assert "pscore estimated by causalrec.exposure" in " ".join(evaluated.output.split())
+    snips = evaluation["estimates"][0]
     assert abs(snips["value"] - world.policy_value(target)) < 3 * snips["se"]
 
 

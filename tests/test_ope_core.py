@@ -392,6 +392,18 @@ def test_logs_without_pscore_are_evaluated_with_estimated_propensities_and_say_s
         warnings.simplefilter("ignore", CausalrecWarning)
         comparison = compare_policies(logs.with_pscore(None), {"t": target}, baseline="logging", estimator="ips")
     assert comparison.pscore_source.startswith("estimated")
+    # Propensities estimated in an earlier step (causalrec exposure --write-logs) are named as such, not "logged";
+    # replacing them with recorded ones drops that source.
+    earlier = logs.with_pscore(logs.pscore * 1.0, source="estimated by causalrec.exposure: scores")
+    result = evaluate_policy(earlier, target, estimators=["ips"])
+    assert result.metadata["pscore_source"] == "estimated by causalrec.exposure: scores"
+    assert "pscore estimated by causalrec.exposure: scores" in result.summary().splitlines()[0]
+    comparison = compare_policies(earlier, {"t": target}, baseline="logging", estimator="ips")
+    assert comparison.pscore_source == "estimated by causalrec.exposure: scores"
+    recorded = earlier.with_pscore(logs.pscore)
+    assert "pscore_source" not in recorded.metadata
+    assert "pscore_source" not in evaluate_policy(recorded, target, estimators=["ips"]).metadata
+    assert compare_policies(recorded, {"t": target}, baseline="logging", estimator="ips").pscore_source == "logged"
 
 
 def test_unsupported_mass_agrees_across_target_representations():

@@ -256,10 +256,13 @@ class LoggedFeedback:
         )
 
     def with_pscore(self, pscore: np.ndarray | None, source: str | None = None) -> LoggedFeedback:
-        """A copy whose ``pscore`` is replaced (e.g. by estimated propensities); ``source`` is recorded."""
+        """A copy whose ``pscore`` is replaced (e.g. by estimated propensities); ``source`` is recorded, and without
+        one the previous pscore's source is dropped (it described the values replaced)."""
         metadata = dict(self.metadata)
         if source is not None:
             metadata["pscore_source"] = source
+        else:
+            metadata.pop("pscore_source", None)
         return self._replace(pscore=pscore, metadata=metadata)
 
     # ------------------------------------------------------------------ pandas / parquet

@@ -91,6 +91,7 @@ class EvaluationResult(ResultMixin):
             f"Off-policy evaluation: {self.n_rounds} logged rounds, {confidence_level(self.alpha)} {self.ci} intervals"
             + (", reward model: precomputed predictions" if self.reward_model == "precomputed"
                else f", reward model {self.reward_model} (cross-fitted)" if self.reward_model else "")
+            + (f", pscore {self.metadata['pscore_source']}" if self.metadata.get("pscore_source") else "")
         )
         warnings_block = [f"WARNING: {w}" for w in self.diagnostics.warnings]
         with pd.option_context("display.width", 120):
@@ -308,6 +309,8 @@ def _prepare(
                 owner=_OWNER,
             )
         feedback, metadata = with_estimated_pscore(feedback, pscore_model, random_state)
+    elif feedback.metadata.get("pscore_source"):  # estimated before, e.g. by `causalrec exposure --write-logs`
+        metadata["pscore_source"] = str(feedback.metadata["pscore_source"])
     if callable(target) and not isinstance(target, ActionDistribution):
         target = target(feedback)
     target = as_action_distribution(target, feedback.n_rounds, feedback.n_actions, feedback.n_positions)
@@ -669,6 +672,8 @@ def compare_policies(
     source: dict = {}
     if isinstance(feedback, LoggedFeedback) and feedback.pscore is None and pscore_model is not None:
         feedback, source = with_estimated_pscore(feedback, pscore_model, random_state)  # once for all targets
+    elif isinstance(feedback, LoggedFeedback) and feedback.metadata.get("pscore_source"):
+        source = {"pscore_source": str(feedback.metadata["pscore_source"])}
     prepared, fitted = {}, None
     for name, target in targets.items():
         rewards = None if estimated_rewards is None else estimated_rewards.get(name)
