@@ -108,6 +108,7 @@ def exposure_section(
                               capsize=3, label="estimated")
                 if "true_examination" in content:
                     axis.plot(content["position"], content["true_examination"], "s--", label="true")
+                axis.set_xticks(content["position"].to_numpy())  # slots, not fractions of one
                 axis.set_xlabel("position (0 = top)")
                 axis.set_ylabel("examination relative to position 0")
                 axis.set_title("Position bias", fontsize=10)
