@@ -44,9 +44,9 @@ from causalrec.exposure.weighting import (
 
 __all__ = [
     "ExaminationEstimate", "ObservationPropensityEstimate", "PropensityEstimate", "RatingDebiasing",
-    "ScorePropensityModel", "clipping_bias", "compare_offline_metrics", "debias_ratings", "debiased_mse", "debiased_ranking_metrics",
-    "doubly_robust_pseudo_ratings", "estimate_examination", "estimate_logging_propensities",
-    "estimate_observation_propensities", "estimate_risk", "examination_weights", "inverse_propensity_weights",
-    "ips_risk_variance", "kish_effective_sample_size", "position_based_weights", "ranking_agreement",
-    "simulate_position_based_clicks", "training_weights",
+    "ScorePropensityModel", "clipping_bias", "compare_offline_metrics", "debias_ratings", "debiased_mse",
+    "debiased_ranking_metrics", "doubly_robust_pseudo_ratings", "estimate_examination",
+    "estimate_logging_propensities", "estimate_observation_propensities", "estimate_risk", "examination_weights",
+    "inverse_propensity_weights", "ips_risk_variance", "kish_effective_sample_size", "position_based_weights",
+    "ranking_agreement", "simulate_position_based_clicks", "training_weights",
 ]
