@@ -274,6 +274,13 @@ def with_estimated_pscore(feedback: LoggedFeedback, pscore_model="auto", random_
                                "pscore_diagnostics": estimate.diagnostics}
 
 
+def _recorded_pscore_source(feedback: LoggedFeedback) -> dict:
+    """The source of a pscore the logs carry when it was estimated before (e.g. by ``causalrec exposure
+    --write-logs``), so that results do not pass it as logged; empty for a logged pscore."""
+    source = feedback.metadata.get("pscore_source")
+    return {"pscore_source": str(source)} if source else {}
+
+
 def _fold_groups(feedback: LoggedFeedback, fold_groups) -> np.ndarray | None:
     """The cross-fitting group label of every round: an array as given, or ``"user_id"`` for the logs' users."""
     if fold_groups is None:
@@ -309,8 +316,8 @@ def _prepare(
                 owner=_OWNER,
             )
         feedback, metadata = with_estimated_pscore(feedback, pscore_model, random_state)
-    elif feedback.metadata.get("pscore_source"):  # estimated before, e.g. by `causalrec exposure --write-logs`
-        metadata["pscore_source"] = str(feedback.metadata["pscore_source"])
+    else:
+        metadata.update(_recorded_pscore_source(feedback))
     if callable(target) and not isinstance(target, ActionDistribution):
         target = target(feedback)
     target = as_action_distribution(target, feedback.n_rounds, feedback.n_actions, feedback.n_positions)
@@ -672,8 +679,8 @@ def compare_policies(
     source: dict = {}
     if isinstance(feedback, LoggedFeedback) and feedback.pscore is None and pscore_model is not None:
         feedback, source = with_estimated_pscore(feedback, pscore_model, random_state)  # once for all targets
-    elif isinstance(feedback, LoggedFeedback) and feedback.metadata.get("pscore_source"):
-        source = {"pscore_source": str(feedback.metadata["pscore_source"])}
+    elif isinstance(feedback, LoggedFeedback):
+        source = _recorded_pscore_source(feedback)
     prepared, fitted = {}, None
     for name, target in targets.items():
         rewards = None if estimated_rewards is None else estimated_rewards.get(name)
