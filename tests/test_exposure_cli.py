@@ -152,7 +152,7 @@ def test_errors_name_the_option(tmp_path):
         (["exposure", "--logs", str(logs), "--examination", "cascade"],
          "--examination: expected one of auto, em, harvest, randomized, none; found 'cascade'"),
         (["exposure", "--dataset", "coat", "--write-logs", str(tmp_path / "x.parquet")],
-         "--write-logs and --scores apply to logs"),
+         "--write-logs " + str(tmp_path / "x.parquet") + ": this applies to logs (--logs or --dataset obd)"),
         (["exposure", "--logs", str(logs), "--write-logs", str(logs)], "would replace --logs"),
         (["exposure", "--logs", str(logs), "--method", "magic"], "field 'method' must be one of"),
         (["exposure", "--logs", str(logs), "--method", "scores"], "field 'scores' must be the old ranker's scores"),

@@ -34,6 +34,19 @@ def show(text: str, **options: Any) -> None:
     results.print(text, markup=False, highlight=False, **options)
 
 
+def refuse_unused(context: str, applies_to: str, *options: tuple[str, Any, Any]) -> None:
+    """Fail when options that would be ignored in ``context`` were given, instead of running without them.
+
+    Each option is ``(flag, value, default)``; a value equal to its default counts as not given (the command line
+    cannot tell ``--clip`` left out from one passed at its default, and the latter changes nothing). ``applies_to``
+    says where they do apply, e.g. ``"logs (--logs or --dataset obd)"``.
+    """
+    given = [flag if value is True else f"{flag} {value}" for flag, value, default in options if value != default]
+    if given:
+        raise fail(f"{', '.join(given)}: {'these apply' if len(given) > 1 else 'this applies'} to {applies_to}; "
+                   f"found with {context}, where {'they' if len(given) > 1 else 'it'} would be ignored")
+
+
 def warn(message: str) -> None:
     console.print(f"[yellow]warning:[/] {escape(message)}")
 
@@ -128,6 +141,6 @@ def read_input(option: str, path: Path, read: Callable[[Path], T], kind: str) ->
 
 
 __all__ = [
-    "ValidationError", "check_outputs", "console", "fail", "held_warnings", "read_input", "split_names",
+    "ValidationError", "check_outputs", "console", "fail", "held_warnings", "read_input", "refuse_unused", "split_names",
     "warn_unshown", "write_json",
 ]

@@ -12,6 +12,7 @@ from causalrec.cli._common import (
     check_outputs,
     fail,
     read_input,
+    refuse_unused,
     show,
     split_names,
     warn,
@@ -48,6 +49,16 @@ def evaluate(
 ) -> None:
     """Estimate the value of a target policy from logged feedback, with intervals and diagnostics."""
     check_outputs(("--json", json_out, False), inputs=(("--logs", logs), ("--target", target)))
+    if ci != "bootstrap":
+        refuse_unused(f"--ci {ci}", "--ci bootstrap", ("--n-bootstrap", n_bootstrap, 1000),
+                      ("--bootstrap-method", bootstrap_method, "poisson"))
+    if dataset is not None and (logs is not None or target is not None):
+        raise fail(f"give --logs and --target, or --dataset, not both (found --dataset {dataset} with "
+                   f"{'--logs' if logs is not None else '--target'})")
+    if dataset is None:
+        refuse_unused("--logs" if logs is not None else "no --dataset", "--dataset obd",
+                      ("--campaign", campaign, "all"), ("--behavior", behavior, "random"),
+                      ("--evaluation", evaluation, "bts"))
     from causalrec.data.feedback import LoggedFeedback
     from causalrec.ope import evaluate_policy
 

@@ -14,6 +14,7 @@ from causalrec.cli._common import (
     fail,
     held_warnings,
     read_input,
+    refuse_unused,
     show,
     warn_unshown,
     write_json,
@@ -99,10 +100,18 @@ def exposure(
         raise fail(f"unknown --dataset {dataset!r}; available: obd, coat")
     if dataset is not None and logs is not None:
         raise fail("give --logs or --dataset, not both")
-    if dataset == "coat" and (write_logs is not None or scores is not None):
-        raise fail("--write-logs and --scores apply to logs; Coat is rating data (see --propensity)")
     if dataset is None and logs is None:
         raise fail("give --logs, or --dataset obd / coat")
+    if dataset == "coat":
+        refuse_unused("--dataset coat (rating data: see --propensity)", "logs (--logs or --dataset obd)",
+                      ("--method", method, "auto"), ("--scores", scores, None), ("--clip", clip, None),
+                      ("--examination", examination, "auto"), ("--write-logs", write_logs, None),
+                      ("--campaign", campaign, "all"), ("--behavior", behavior, "random"))
+    else:
+        refuse_unused("--logs" if logs is not None else "--dataset obd", "--dataset coat",
+                      ("--propensity", propensity, "features"), ("--alpha", alpha, 0.05))
+        if logs is not None:
+            refuse_unused("--logs", "--dataset obd", ("--campaign", campaign, "all"), ("--behavior", behavior, "random"))
 
     payload: dict = {}
     propensity_estimate = examination_estimate = ratings_result = None

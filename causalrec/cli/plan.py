@@ -23,7 +23,16 @@ from pathlib import Path
 
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, held_warnings, show, warn_unshown, write_json
+from causalrec.cli._common import (
+    check_outputs,
+    console,
+    fail,
+    held_warnings,
+    refuse_unused,
+    show,
+    warn_unshown,
+    write_json,
+)
 from causalrec.exceptions import ValidationError
 
 METRIC_HELP = "Metric kind: binary (rate per user), continuous (mean per user) or ratio (e.g. clicks/impressions)."
@@ -87,6 +96,7 @@ def plan(
 ) -> None:
     """Plan an A/B test: sample size per arm, MDE, sequential boundaries, assurance and duration."""
     check_outputs(("--json", json_out, False), ("--report", report_dir, True), inputs=(("--from-json", from_json),))
+    _refuse_unused(metric, sequential, from_json, daily_traffic, locals())
     from causalrec import planning
 
     with held_warnings() as messages:
@@ -131,6 +141,35 @@ def plan(
         report.add(planning_section(result))
         html_path, _ = report.write(report_dir)
         console.print(f"wrote {html_path}")
+
+
+# The options that apply to one metric kind, mode or design only: (flag, parameter, default).
+_PER_METRIC = {
+    "--sd": ("sd", None), "--num-mean": ("numerator_mean", None), "--den-mean": ("denominator_mean", None),
+    "--num-sd": ("numerator_sd", None), "--den-sd": ("denominator_sd", None),
+    "--num-den-corr": ("numerator_denominator_corr", None), "--baseline": ("baseline", None),
+}
+_METRIC_OPTIONS = {"binary": ("--baseline",), "continuous": ("--baseline", "--sd"),
+                   "ratio": ("--num-mean", "--den-mean", "--num-sd", "--den-sd", "--num-den-corr")}
+_OFFLINE_OPTIONS = (("--policy", "policy", None), ("--estimator", "estimator", None), ("--prior-mean", "prior_mean", None),
+                    ("--prior-sd", "prior_sd", None), ("--target-assurance", "target_assurance", 0.8))
+
+
+def _refuse_unused(metric: str, sequential: str, from_json, daily_traffic, given: dict) -> None:
+    """Options that would be ignored (another metric's moments, offline options with a fixed effect, the look count
+    of a fixed design, duration settings without traffic) are refused before any work."""
+    if metric in _METRIC_OPTIONS:
+        refuse_unused(f"--metric {metric}", "another metric kind (see --help)",
+                      *((flag, given[name], default) for flag, (name, default) in _PER_METRIC.items()
+                        if flag not in _METRIC_OPTIONS[metric]))
+    if from_json is None:
+        refuse_unused("a fixed effect (--mde-rel/--mde-abs/--n-per-arm)", "--from-json",
+                      *((flag, given[name], default) for flag, name, default in _OFFLINE_OPTIONS))
+    if sequential == "none":
+        refuse_unused("--sequential none", "a sequential design", ("--looks", given["looks"], 5))
+    if daily_traffic is None:
+        refuse_unused("no --daily-traffic", "a duration (--daily-traffic)",
+                      ("--traffic-fraction", given["traffic_fraction"], 1.0), ("--round-weeks", given["round_weeks"], False))
 
 
 def _metric(planning, kind, method, baseline, sd, numerator_mean, denominator_mean, numerator_sd, denominator_sd, corr):

@@ -14,6 +14,7 @@ from causalrec.cli._common import (
     fail,
     held_warnings,
     read_input,
+    refuse_unused,
     show,
     split_names,
     warn_unshown,
@@ -81,6 +82,7 @@ def uplift(
                 treatment, outcome = "email", outcome or "visit"
                 confounder_list, holdout = list(HILLSTROM_CONFOUNDERS), 0.3 if holdout is None else holdout
             else:
+                refuse_unused("--data", "--dataset hillstrom", ("--arm", arm, "mens"))
                 if data is None or treatment is None or outcome is None:
                     raise fail("give --data, --treatment and --outcome (and --confounders), or --dataset")
                 frame = _read_table(data)
