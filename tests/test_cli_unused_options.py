@@ -49,6 +49,9 @@ CASES = [
     # uplift: the Hillstrom arm needs --dataset hillstrom
     (["uplift", "--data", "{logs}", "--treatment", "t", "--outcome", "y", "--arm", "womens"],
      "--arm womens: this applies to --dataset hillstrom; found with --data"),
+    # train: the sequence options are completejourney's, the campaign Open Bandit's
+    (["train", "--dataset", "obd", "--out", "{tmp}/run", "--loss", "sampled_bce", "--max-items", "500"],
+     "--max-items 500, --loss sampled_bce: these apply to --dataset completejourney; found with --dataset obd"),
     # plan: another metric's moments, offline options with a fixed effect, a fixed design's looks, no traffic
     (FIXED_PLAN + ["--sd", "2"], "--sd 2.0: this applies to another metric kind (see --help); found with --metric binary"),
     (["plan", "--metric", "continuous", "--sd", "2", "--mde-abs", "0.1", "--num-mean", "3"], "--num-mean 3.0: this"),
@@ -63,12 +66,12 @@ CASES = [
 
 @pytest.mark.parametrize(("arguments", "expected"), CASES, ids=[" ".join(case[0][:3]) for case in CASES])
 def test_an_ignored_option_is_refused_by_name(arguments, expected, logs, tmp_path):
-    arguments = [logs if value == "{logs}" else value for value in arguments]
+    arguments = [value.replace("{logs}", logs).replace("{tmp}", str(tmp_path)) for value in arguments]
     out = tmp_path / "out.json"
-    result = runner.invoke(app, arguments + ["--json", str(out)])
+    result = runner.invoke(app, arguments + ([] if arguments[0] == "train" else ["--json", str(out)]))
     assert result.exit_code == 2, (arguments, result.output, result.exception)
     assert expected in " ".join(result.output.split()), (arguments, result.output)
-    assert not out.exists()  # refused before any work
+    assert not out.exists() and not (tmp_path / "run").exists()  # refused before any work
 
 
 def test_options_at_their_defaults_or_where_they_apply_are_accepted(tmp_path):

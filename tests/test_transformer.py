@@ -721,7 +721,11 @@ def test_train_command_help_and_a_tiny_complete_journey_run(tmp_path):
                            (["--ks", "0"], "--ks '0'"),
                            (["--max-history", "0"], "--max-history 0: expected an integer >= 1"),
                            (["--max-households", "0"], "--max-households 0"),
-                           (["--resume"], "--resume needs --checkpoint-dir")):
+                           (["--resume"], "--resume needs --checkpoint-dir"),
+                           (["--campaign", "men"], "--campaign men: this applies to --dataset obd"),
+                           (["--negative-sampling", "unseen"],
+                            "--negative-sampling unseen: this applies to --loss sampled_bce; found with --loss "
+                            "full_softmax")):
         early = runner.invoke(app, base + extra)
         assert early.exit_code == 2 and message in " ".join(early.output.split()), early.output
         assert not (tmp_path / "early").exists()  # refused before any work

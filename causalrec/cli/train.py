@@ -19,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from causalrec.cli._common import check_outputs, console, fail, show, split_names, write_json
+from causalrec.cli._common import check_outputs, console, fail, refuse_unused, show, split_names, write_json
 from causalrec.exceptions import ValidationError
 
 DATASETS = ("completejourney", "obd")
@@ -179,6 +179,17 @@ def train(
         raise fail(f"--ks {ks!r}: expected comma-separated positive integers such as 10,20") from None
     if not cutoffs or min(cutoffs) < 1:
         raise fail(f"--ks {ks!r}: expected comma-separated positive integers such as 10,20")
+    if dataset == "obd":
+        refuse_unused("--dataset obd", "--dataset completejourney", ("--max-items", max_items, 2000),
+                      ("--min-item-count", min_item_count, 20), ("--max-households", max_households, None),
+                      ("--max-history", max_history, 50), ("--max-windows-per-user", max_windows_per_user, 4),
+                      ("--loss", loss, "full_softmax"), ("--negative-sampling", negative_sampling, "uniform"),
+                      ("--ks", ks, "10,20"))
+    else:
+        refuse_unused(f"--dataset {dataset}", "--dataset obd", ("--campaign", campaign, "all"),
+                      ("--behavior", behavior, "random"))
+        if loss != "sampled_bce":
+            refuse_unused(f"--loss {loss}", "--loss sampled_bce", ("--negative-sampling", negative_sampling, "uniform"))
     if max_history < 1:
         raise fail(f"--max-history {max_history}: expected an integer >= 1")
     if max_households is not None and max_households < 1:
