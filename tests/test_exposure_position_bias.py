@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from causalrec import LoggedFeedback, ValidationError, policy
+from causalrec.exceptions import CausalrecWarning
 from causalrec.exposure import (
     ExaminationEstimate,
     estimate_examination,
@@ -76,6 +77,52 @@ def test_harvested_intervals_cover_the_truth_at_their_level():
     coverage = (np.abs(z) < 1.96).mean(axis=0)
     assert ((coverage > 0.90) & (coverage < 0.99)).all(), coverage  # 95% +- 4 binomial standard errors
     assert ((z.std(axis=0) > 0.88) & (z.std(axis=0) < 1.12)).all(), z.std(axis=0)
+
+
+def test_em_intervals_cover_the_truth_at_their_level_and_agree_with_harvesting():
+    # The same ranked PBM logs as above: EM's errors come from the likelihood's observed information with the
+    # items' attractiveness profiled out. Both methods fit the same model; their estimates and errors agree.
+    theta = (1.0 + np.arange(4)) ** -0.7
+    gamma = np.linspace(0.05, 0.6, 20)
+    z, gap, error_ratio = [], [], []
+    for seed in range(300):
+        clicks = simulate_position_based_clicks(20_000, theta, gamma, ranked=True, random_state=seed)
+        em = estimate_examination(clicks, "em")
+        assert em.diagnostics["converged"]
+        z.append((em.examination[1:] - theta[1:] / theta[0]) / em.standard_error[1:])
+        if seed < 30:
+            harvest = estimate_examination(clicks, "harvest")
+            gap.append((em.examination[1:] - harvest.examination[1:]) / harvest.standard_error[1:])
+            error_ratio.append(em.standard_error[1:] / harvest.standard_error[1:])
+    z = np.array(z)
+    coverage = (np.abs(z) < 1.96).mean(axis=0)
+    assert ((coverage > 0.90) & (coverage < 0.99)).all(), coverage  # 95% +- 4 binomial standard errors
+    assert ((z.std(axis=0) > 0.88) & (z.std(axis=0) < 1.12)).all(), z.std(axis=0)
+    assert np.abs(gap).max() < 0.5 and 0.8 < np.min(error_ratio) and np.max(error_ratio) < 1.25
+
+
+def test_em_warns_when_it_runs_out_of_iterations(ranked_clicks):
+    with pytest.warns(CausalrecWarning, match=r"EM stopped at n_iterations=3 before its ratios"):
+        early = estimate_examination(ranked_clicks, "em", n_iterations=3)
+    assert not early.diagnostics["converged"] and early.diagnostics["n_iterations"] == 3
+
+
+def test_em_on_cells_is_the_round_by_round_em():
+    # The EM runs on (item, slot) cells; the round-by-round updates, written out here, give the same path.
+    feedback, _ = _pbm_clicks(5_000, item_dependent_slots=True, seed=4)
+    clicks, slots, items = feedback.reward, feedback.position, feedback.action
+    theta, gamma = np.full(5, 0.5), np.clip(np.bincount(items, clicks, 30) / np.bincount(items, minlength=30) / 0.5,
+                                             0.01, 0.99)
+    for _ in range(40):
+        t, g = theta[slots], gamma[items]
+        examined = np.where(clicks > 0, 1.0, t * (1 - g) / (1 - t * g))
+        attractive = np.where(clicks > 0, 1.0, (1 - t) * g / (1 - t * g))
+        theta = np.clip(np.bincount(slots, examined, 5) / np.bincount(slots, minlength=5), 1e-6, 1 - 1e-6)
+        gamma = np.clip(np.bincount(items, attractive, 30) / np.bincount(items, minlength=30), 1e-6, 1 - 1e-6)
+    with pytest.warns(CausalrecWarning):
+        cells = estimate_examination(feedback, "em", n_iterations=40)
+    np.testing.assert_allclose(cells.examination, theta / theta[0], rtol=1e-10)
+    np.testing.assert_allclose(cells.diagnostics["absolute_examination"], theta, rtol=1e-10)
 
 
 def test_ctr_ratio_is_right_only_when_slots_are_randomised(ranked_clicks):
