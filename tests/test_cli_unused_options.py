@@ -52,6 +52,9 @@ CASES = [
     # train: the sequence options are completejourney's, the campaign Open Bandit's
     (["train", "--dataset", "obd", "--out", "{tmp}/run", "--loss", "sampled_bce", "--max-items", "500"],
      "--max-items 500, --loss sampled_bce: these apply to --dataset completejourney; found with --dataset obd"),
+    # demo: the plan's settings need the selection and the plan
+    (["demo", "--out", "{tmp}/run", "--no-select", "--mde-rel", "0.1"],
+     "--mde-rel 0.1: this applies to the A/B test plan; found with --no-plan or --no-select"),
     # plan: another metric's moments, offline options with a fixed effect, a fixed design's looks, no traffic
     (FIXED_PLAN + ["--sd", "2"], "--sd 2.0: this applies to another metric kind (see --help); found with --metric binary"),
     (["plan", "--metric", "continuous", "--sd", "2", "--mde-abs", "0.1", "--num-mean", "3"], "--num-mean 3.0: this"),
@@ -68,7 +71,7 @@ CASES = [
 def test_an_ignored_option_is_refused_by_name(arguments, expected, logs, tmp_path):
     arguments = [value.replace("{logs}", logs).replace("{tmp}", str(tmp_path)) for value in arguments]
     out = tmp_path / "out.json"
-    result = runner.invoke(app, arguments + ([] if arguments[0] == "train" else ["--json", str(out)]))
+    result = runner.invoke(app, arguments + ([] if arguments[0] in ("train", "demo") else ["--json", str(out)]))
     assert result.exit_code == 2, (arguments, result.output, result.exception)
     assert expected in " ".join(result.output.split()), (arguments, result.output)
     assert not out.exists() and not (tmp_path / "run").exists()  # refused before any work
@@ -83,3 +86,29 @@ def test_options_at_their_defaults_or_where_they_apply_are_accepted(tmp_path):
     plan = json.loads(out.read_text())
     assert plan["sequential"]["n_looks"] == 3 and plan["duration"]["rounded_to_weeks"] is True
     assert plan["duration"]["days"] == 7 * plan["duration"]["weeks"]
+
+
+def test_the_demo_plans_for_a_fixed_effect_when_the_leading_uplift_is_flagged_unreliable():
+    from types import SimpleNamespace
+
+    from causalrec.cli.demo import _plan
+
+    def board(reliable: bool) -> SimpleNamespace:
+        comparisons = [
+            {"policy": "lead", "baseline": "logging", "estimator": "dr", "difference": 0.004, "se": 0.002,
+             "ci_low": -0.001, "ci_high": 0.009, "reliable": reliable, "ess": 122.0},
+            {"policy": "other", "baseline": "logging", "estimator": "dr", "difference": 0.0005, "se": 0.0004,
+             "ci_low": -0.0003, "ci_high": 0.0013, "reliable": True, "ess": 9000.0},
+        ]
+        return SimpleNamespace(to_dict=lambda: {"baseline": "logging", "comparisons": comparisons}, n_rounds=10_000)
+
+    flagged, title = _plan(board(False), 0.004, 100_000, 0.05)
+    assert flagged.offline is None and flagged.design.effect_relative == pytest.approx(0.05)
+    assert flagged.design.effect_absolute == pytest.approx(0.0002)
+    assert "fixed +5.0% effect" in title
+    assert flagged.warnings[0].startswith("planned for a fixed effect of +5.0% (--mde-rel), not for the leading "
+                                          "candidate's offline uplift: 'lead' leads with +0.004 (dr, effective sample "
+                                          "size 122 of 10000)")
+    trusted, title = _plan(board(True), 0.004, 100_000, 0.05)
+    assert trusted.effect.policy == "lead" and trusted.effect.raw_estimate == 0.004 and title.endswith(", lead")
+    assert not [w for w in trusted.warnings if "unreliable" in w or "fixed effect" in w]
