@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lightgbm import LGBMClassifier
-from scipy.stats import norm, spearmanr
+from scipy.stats import norm, spearmanr, ttest_ind
 
 from causalrec.data.simulate import make_world
 from causalrec.effects import (
@@ -66,6 +66,13 @@ def test_naive_difference_is_far_from_truth_and_default_interval_covers_it(logs,
     assert low <= true_ate <= high
     naive_low, naive_high = default_result.naive_interval
     assert not naive_low <= true_ate <= naive_high
+    # The naive row's standard error is Welch's (scipy's unequal-variance t statistic is difference / se).
+    welch = ttest_ind(logs.loc[logs.treatment == 1, "outcome"], logs.loc[logs.treatment == 0, "outcome"],
+                      equal_var=False)
+    assert default_result.naive_se == pytest.approx(default_result.naive_difference / welch.statistic, rel=1e-9)
+    naive_row = default_result.to_frame().set_index("estimand").loc["naive difference"]
+    assert naive_row["se"] == default_result.naive_se
+    assert naive_high - naive_low == pytest.approx(2 * 1.959964 * default_result.naive_se, rel=1e-6)
     assert abs(default_result.naive_difference - true_ate) > 3 * default_result.ate_se
     true_att = logs.loc[logs.treatment == 1, "true_effect"].mean()
     assert default_result.att_interval[0] <= true_att <= default_result.att_interval[1]

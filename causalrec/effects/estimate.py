@@ -128,6 +128,7 @@ class EffectResult(ResultMixin):
     att_se: float
     att_interval: tuple[float, float]
     naive_difference: float
+    naive_se: float
     naive_interval: tuple[float, float]
     alpha: float
     n_rows: int
@@ -226,7 +227,8 @@ class EffectResult(ResultMixin):
         rows = [
             ("ATE", self.ate, self.ate_se, *self.ate_interval, self.ate_method),
             ("ATT", self.att, self.att_se, *self.att_interval, self.att_method),
-            ("naive difference", self.naive_difference, np.nan, *self.naive_interval, "difference in means"),
+            ("naive difference", self.naive_difference, self.naive_se, *self.naive_interval,
+             "difference in means (Welch)"),
         ]
         return pd.DataFrame(rows, columns=["estimand", "estimate", "se", "ci_low", "ci_high", "method"])
 
@@ -262,12 +264,13 @@ def _backdoor_text(estimand) -> str:
     return f"{backdoor.get('estimand')} ({assumptions})"
 
 
-def _naive(y: np.ndarray, t: np.ndarray, alpha: float) -> tuple[float, tuple[float, float]]:
+def _naive(y: np.ndarray, t: np.ndarray, alpha: float) -> tuple[float, float, tuple[float, float]]:
+    """The unadjusted difference in means, its unpooled (Welch) standard error and normal interval."""
     treated, control = y[t == 1], y[t == 0]
     difference = treated.mean() - control.mean()
     se = np.sqrt(treated.var(ddof=1) / len(treated) + control.var(ddof=1) / len(control))
     z = stats.norm.ppf(1 - alpha / 2)
-    return float(difference), (float(difference - z * se), float(difference + z * se))
+    return float(difference), float(se), (float(difference - z * se), float(difference + z * se))
 
 
 def _diagnostics(nuisances: Nuisances, t: np.ndarray) -> tuple[dict, list[str]]:
@@ -374,14 +377,14 @@ def estimate_effect(
     att, att_se = nuisances.att(y, t)
     z = stats.norm.ppf(1 - alpha / 2)
     att_low, att_high = att - z * att_se, att + z * att_se
-    naive, naive_interval = _naive(y, t, alpha)
+    naive, naive_se, naive_interval = _naive(y, t, alpha)
     _, estimand = problem.identify(prepared)
     for message in messages:
         warnings.warn(message, CausalrecWarning, stacklevel=2)
     return EffectResult(
         problem=problem, estimator=model.family, ate=ate, ate_se=ate_se, ate_interval=(ate_low, ate_high),
         att=att, att_se=att_se, att_interval=(att_low, att_high), naive_difference=naive,
-        naive_interval=naive_interval, alpha=alpha, n_rows=prepared.n_rows, n_exposed=int(t.sum()),
+        naive_se=naive_se, naive_interval=naive_interval, alpha=alpha, n_rows=prepared.n_rows, n_exposed=int(t.sum()),
         ate_method=f"doubly robust ({ate_model.family}, mean CATE = AIPW)",
         att_method="doubly robust (AIPW on the exposed, cross-fitted nuisances)",
         estimand=_backdoor_text(estimand),
