@@ -434,3 +434,20 @@ def test_an_unshrunk_offline_estimate_is_reported_once_by_the_plan(caplog):
     assert sum("unshrunk offline estimate" in r.getMessage() for r in caplog.records) == 1
     with pytest.warns(CausalrecWarning, match="unshrunk offline estimate"):
         shrink_uplift(0.01, 0.002)  # called on its own, the function still says so
+
+
+def test_the_plan_summary_states_the_hypothesis_arms_and_allocation_it_was_sized_for():
+    noninferiority = plan_experiment(BinaryMetric(0.05), mde_abs=0.0, alternative="larger", noninferiority_margin=0.001,
+                                     n_treatment_arms=2, allocation_ratio=2.0)
+    rows = dict(noninferiority.to_frame().itertuples(index=False, name=None))
+    assert rows["null hypothesis (non-inferiority margin)"] == "effect <= -0.001"
+    assert rows["treatment arms (correction)"] == "2 (bonferroni)"
+    assert rows["allocation ratio (control / treatment arm)"] == 2.0
+    assert rows["alpha per comparison"] == pytest.approx(0.025)
+    lower_is_better = plan_experiment(BinaryMetric(0.05), mde_abs=0.0, alternative="smaller",
+                                      noninferiority_margin=0.002)
+    assert dict(lower_is_better.to_frame().itertuples(index=False, name=None))[
+        "null hypothesis (non-inferiority margin)"] == "effect >= 0.002"
+    plain = dict(plan_experiment(BinaryMetric(0.05), mde_rel=0.02).to_frame().itertuples(index=False, name=None))
+    assert not {"null hypothesis (non-inferiority margin)", "treatment arms (correction)",
+                "allocation ratio (control / treatment arm)"} & set(plain)

@@ -728,6 +728,16 @@ class ExperimentPlan(ResultMixin):
             ("metric", settings.metric),
             ("variance convention", self.variance_convention),
             ("alternative", settings.alternative),
+        ]
+        margin = settings.noninferiority_margin
+        if margin > 0:
+            null = f"effect <= {-margin:g}" if settings.alternative == "larger" else f"effect >= {margin:g}"
+            rows.append(("null hypothesis (non-inferiority margin)", null))
+        if settings.n_treatment_arms > 1:
+            rows.append(("treatment arms (correction)", f"{settings.n_treatment_arms} ({settings.correction})"))
+        if settings.allocation_ratio != 1:
+            rows.append(("allocation ratio (control / treatment arm)", settings.allocation_ratio))
+        rows += [
             ("alpha per comparison", settings.alpha_per_comparison),
             ("target power", self.design.target_power),
             ("planned effect (absolute)", self.design.effect_absolute),

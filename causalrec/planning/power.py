@@ -40,7 +40,9 @@ Binary metrics:
 * ``"pooled_null_unpooled_alt"``: the pooled two-proportion z-test. Null variance ``pbar qbar (1 + 1/r)`` with
   ``pbar = (p1 + r p0) / (1 + r)``, alternative variance ``p1 q1 + p0 q0 / r`` (per treatment unit);
   ``n1 = (z_a sqrt(v0) + z_b sqrt(v1))^2 / delta^2`` (Fleiss, Levin and Paik 2003, eq. 4.14 without continuity
-  correction).
+  correction). With a non-inferiority margin the null variance is the score test's, ``x qx + y qy / r`` at the
+  rates ``x - y = -m`` that best fit the expected rates (:func:`restricted_rates`; Farrington & Manning 1990),
+  which reduces to the pooled rate at ``m = 0``.
 * ``"unpooled"``: the Wald test, ``n1 = (z_a + z_b)^2 (p1 q1 + p0 q0 / r) / delta^2``.
 * ``"baseline_variance"``: the baseline variance in both arms, ``n1 = (z_a + z_b)^2 p0 q0 (1 + 1/r) /
   delta^2`` (the quick rule of thumb ``16 p0 q0 / delta^2`` at alpha .05 / power .8).
@@ -96,7 +98,8 @@ CONVENTION_DESCRIPTIONS = {
     "cohen_h": "binary, arcsine effect size h = 2 asin(sqrt p1) - 2 asin(sqrt p0), variance 1/n1 + 1/n2 "
     "(statsmodels NormalIndPower with proportion_effectsize); both rejection regions counted",
     "pooled_null_unpooled_alt": "binary, pooled variance pbar(1 - pbar)(1/n1 + 1/n2) under H0 and unpooled "
-    "p1 q1/n1 + p0 q0/n2 under H1 (pooled two-proportion z-test, Fleiss); far rejection region neglected",
+    "p1 q1/n1 + p0 q0/n2 under H1 (pooled two-proportion z-test, Fleiss; with a non-inferiority margin the null "
+    "variance at the Farrington-Manning restricted rates, the score test's); far rejection region neglected",
     "unpooled": "binary, unpooled variance p1 q1/n1 + p0 q0/n2 under H0 and H1 (Wald test); far rejection "
     "region neglected",
     "baseline_variance": "binary, baseline variance p0 q0 (1/n1 + 1/n2) in both arms under H0 and H1; far "
@@ -307,14 +310,6 @@ def _settings(
         raise fail(_OWNER, "variance_factor", "in (0, 1] (1 - rho^2 of CUPED/CUPAC; 1 means none)", variance_factor)
     if noninferiority_margin > 0 and alternative == "two-sided":
         raise fail(_OWNER, "alternative", "'larger' or 'smaller' with a non-inferiority margin", alternative)
-    if noninferiority_margin > 0 and metric.method == "pooled_null_unpooled_alt":
-        raise fail(
-            _OWNER,
-            "method",
-            "'unpooled', 'baseline_variance' or 'cohen_h' with a non-inferiority margin (the pooled null variance "
-            "needs the Farrington-Manning restricted estimate, not implemented)",
-            metric.method,
-        )
     alpha_per_comparison = adjusted_alpha(alpha, n_treatment_arms, correction)
     assumptions = [
         "units (users) are randomised independently and the metric is measured per randomisation unit",
@@ -437,6 +432,36 @@ class NormalTestDesign:
         )
 
 
+def restricted_rates(treatment_rate, control_rate, difference: float, allocation_ratio: float = 1.0):
+    """``(x, y)``: the rates with ``x - y = difference`` that maximise the binomial likelihood of data whose observed
+    rates are ``treatment_rate`` and ``control_rate`` with ``allocation_ratio`` control units per treatment unit.
+
+    These are the null estimates of the Farrington-Manning score test of a difference (``difference = 0`` gives
+    the pooled rate in both arms); planning evaluates them at the expected rates (Farrington & Manning, Statistics
+    in Medicine 9, 1990). The log-likelihood is concave in ``x`` on ``(max(0, difference), min(1, 1 +
+    difference))``, so the root of its derivative is found by bisection, for arrays of rates at once.
+    """
+    p1 = np.asarray(treatment_rate, dtype=float)
+    p0 = np.asarray(control_rate, dtype=float)
+    r = float(allocation_ratio)
+    low = np.broadcast_to(max(0.0, difference), np.broadcast(p1, p0).shape).astype(float)
+    high = np.full_like(low, min(1.0, 1.0 + difference))
+
+    def slope(x):  # d/dx of p1 log x + q1 log(1 - x) + r (p0 log y + q0 log(1 - y)), y = x - difference
+        y = x - difference
+        return (p1 - x) / (x * (1 - x)) + r * (p0 - y) / (y * (1 - y))
+
+    for _ in range(200):
+        middle = 0.5 * (low + high)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = slope(middle) > 0
+        low, high = np.where(up, middle, low), np.where(up, high, middle)
+        if np.all(high - low < 1e-15):
+            break
+    x = 0.5 * (low + high)
+    return (float(x), float(x - difference)) if x.ndim == 0 else (x, x - difference)
+
+
 def cohens_h(treatment_rate: float | np.ndarray, control_rate: float | np.ndarray):
     """``2 asin(sqrt(p1)) - 2 asin(sqrt(p0))`` (Cohen 1988), as statsmodels ``proportion_effectsize(p1, p0)``."""
     return 2.0 * np.arcsin(np.sqrt(treatment_rate)) - 2.0 * np.arcsin(np.sqrt(control_rate))
@@ -470,7 +495,12 @@ def build_test_design(metric: Metric, effect_abs: float | np.ndarray, settings: 
         else:
             shift = effect_abs + margin_shift
             alt_variance = p1 * (1 - p1) + p0 * (1 - p0) / r
-            if metric.method == "pooled_null_unpooled_alt":
+            if metric.method == "pooled_null_unpooled_alt" and margin > 0:
+                # The score test's null variance: the rates that best fit the expected data on the null boundary
+                # (treatment - control = -margin_shift), Farrington & Manning (1990).
+                null_treatment, null_control = restricted_rates(p1, p0, -margin_shift, r)
+                v0, v1 = null_treatment * (1 - null_treatment) + null_control * (1 - null_control) / r, alt_variance
+            elif metric.method == "pooled_null_unpooled_alt":
                 pooled = (p1 + r * p0) / (1 + r)
                 v0, v1 = pooled * (1 - pooled) * (1 + 1 / r), alt_variance
             elif metric.method == "unpooled":

@@ -24,26 +24,41 @@ def _blocks(n_experiments: int, block_size: int):
 
 # ----------------------------------------------------------------------------------------------- binary
 def two_proportion_z(
-    successes_treatment, n_treatment, successes_control, n_control, method: str = "pooled_null_unpooled_alt"
+    successes_treatment,
+    n_treatment,
+    successes_control,
+    n_control,
+    method: str = "pooled_null_unpooled_alt",
+    null_difference: float = 0.0,
 ):
-    """z-statistics of the analysis each binary convention plans for (arrays broadcast).
+    """z-statistics of the analysis each binary convention plans for (arrays broadcast), testing
+    ``p_treatment - p_control = null_difference`` (``-margin`` for a non-inferiority test of a larger-is-better
+    metric).
 
-    ``pooled_null_unpooled_alt``: pooled z-test; ``unpooled``: Wald; ``cohen_h``: arcsine test;
+    ``pooled_null_unpooled_alt``: pooled z-test, and with a non-zero ``null_difference`` the Farrington-Manning
+    score test (the null variance at the restricted maximum-likelihood rates, :func:`restricted_rates`);
+    ``unpooled``: Wald; ``cohen_h``: arcsine test of the treatment rate against ``control + null_difference``;
     ``baseline_variance``: the control arm's variance in both arms.
     """
+    from causalrec.planning.power import restricted_rates
+
     p1 = np.asarray(successes_treatment, dtype=float) / n_treatment
     p0 = np.asarray(successes_control, dtype=float) / n_control
     harmonic = 1.0 / n_treatment + 1.0 / n_control
+    d = float(null_difference)
     with np.errstate(divide="ignore", invalid="ignore"):
         if method == "cohen_h":
-            return (2 * np.arcsin(np.sqrt(p1)) - 2 * np.arcsin(np.sqrt(p0))) / np.sqrt(harmonic)
+            return (2 * np.arcsin(np.sqrt(p1)) - 2 * np.arcsin(np.sqrt(p0 + d))) / np.sqrt(harmonic)
+        if method == "pooled_null_unpooled_alt" and d != 0.0:
+            x, y = restricted_rates(p1, p0, d, n_control / n_treatment)
+            return (p1 - p0 - d) / np.sqrt(x * (1 - x) / n_treatment + y * (1 - y) / n_control)
         if method == "pooled_null_unpooled_alt":
             pooled = (np.asarray(successes_treatment) + np.asarray(successes_control)) / (n_treatment + n_control)
             return (p1 - p0) / np.sqrt(pooled * (1 - pooled) * harmonic)
         if method == "unpooled":
-            return (p1 - p0) / np.sqrt(p1 * (1 - p1) / n_treatment + p0 * (1 - p0) / n_control)
+            return (p1 - p0 - d) / np.sqrt(p1 * (1 - p1) / n_treatment + p0 * (1 - p0) / n_control)
         if method == "baseline_variance":
-            return (p1 - p0) / np.sqrt(p0 * (1 - p0) * harmonic)
+            return (p1 - p0 - d) / np.sqrt(p0 * (1 - p0) * harmonic)
     raise fail(_OWNER, "method", "a binary variance convention", method)
 
 
