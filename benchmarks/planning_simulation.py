@@ -10,7 +10,8 @@ fixed 1.96.
 Cells:
 * plain: the issue's case (5% CTR, +2% relative, about 750k users per arm) for every binary convention,
   analysed with the test each convention plans for; 10/90 allocation; three arms with Bonferroni and Holm;
-  non-inferiority; the t-test with d = 0.5;
+  non-inferiority (Wald, and the Farrington-Manning score test of the default convention at two baselines); the
+  t-test with d = 0.5;
 * cuped: skewed per-user outcome and pre-period covariate (rho about 0.71), factor estimated from a
   pre-launch log of 100k users with the frozen-covariate timestamps; CUPED-adjusted Welch z-test;
 * ratio: clicks / impressions with users randomised (heterogeneous users), delta-method z-test; impression-level
@@ -142,6 +143,23 @@ def plain_cells(rng: np.random.Generator, n_experiments: int) -> dict:
                           noninferiority_margin=margin).power,
         n_per_arm=n, margin=margin,
     )
+    # the same non-inferiority test planned with the default convention: the Farrington-Manning score test (null
+    # variance at the rates that best fit the data on the boundary); statsmodels' power functions take no margin
+    for baseline in (p0_ni, 0.02):
+        metric = BinaryMetric(baseline)
+        design = sample_size(metric, mde_abs=0.0, alpha=0.025, power=0.9, alternative="larger",
+                             noninferiority_margin=margin)
+        n = design.n_treatment_required
+        boundary = simulate_binary_counts(n, n, baseline - margin, baseline, n_experiments, rng)
+        equal = simulate_binary_counts(n, n, baseline, baseline, n_experiments, rng)
+        cells[f"binary_noninferiority_score_p{baseline:g}"] = checked(
+            rate(reject(two_proportion_z(boundary[0], n, boundary[1], n, null_difference=-margin), 0.025, "larger")),
+            0.025,
+            rate(reject(two_proportion_z(equal[0], n, equal[1], n, null_difference=-margin), 0.025, "larger")),
+            statistical_power(metric, n, mde_abs=0.0, alpha=0.025, alternative="larger",
+                              noninferiority_margin=margin).power,
+            n_per_arm=n, margin=margin, analysis="Farrington-Manning score test",
+        )
     # continuous t-test, d = 0.5
     design = sample_size(ContinuousMetric(1.0, method="t"), mde_abs=0.5)
     n = design.n_treatment_required
