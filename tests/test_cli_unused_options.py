@@ -70,11 +70,12 @@ CASES = [
 @pytest.mark.parametrize(("arguments", "expected"), CASES, ids=[" ".join(case[0][:3]) for case in CASES])
 def test_an_ignored_option_is_refused_by_name(arguments, expected, logs, tmp_path):
     arguments = [value.replace("{logs}", logs).replace("{tmp}", str(tmp_path)) for value in arguments]
-    out = tmp_path / "out.json"
+    out = tmp_path / "new" / "out.json"
     result = runner.invoke(app, arguments + ([] if arguments[0] in ("train", "demo") else ["--json", str(out)]))
     assert result.exit_code == 2, (arguments, result.output, result.exception)
     assert expected in " ".join(result.output.split()), (arguments, result.output)
-    assert not out.exists() and not (tmp_path / "run").exists()  # refused before any work
+    # refused before any work: not even the output folders are created
+    assert not (tmp_path / "new").exists() and not (tmp_path / "run").exists()
 
 
 def test_options_at_their_defaults_or_where_they_apply_are_accepted(tmp_path):

@@ -141,6 +141,6 @@ def read_input(option: str, path: Path, read: Callable[[Path], T], kind: str) ->
 
 
 __all__ = [
-    "ValidationError", "check_outputs", "console", "fail", "held_warnings", "read_input", "refuse_unused", "split_names",
-    "warn_unshown", "write_json",
+    "ValidationError", "check_outputs", "console", "fail", "held_warnings", "read_input", "refuse_unused",
+    "split_names", "warn_unshown", "write_json",
 ]

@@ -125,12 +125,14 @@ def _plan(board, baseline_rate: float, daily_traffic: float, mde_rel: float):
     metric, options = BinaryMetric(baseline=baseline_rate), {"daily_eligible_traffic": daily_traffic,
                                                               "round_to_weeks": True}
     if leader.reliable is not False:
-        return plan_from_offline(evaluation, metric, **options), f"A/B test plan for the leading candidate, {leader.policy}"
+        title = f"A/B test plan for the leading candidate, {leader.policy}"
+        return plan_from_offline(evaluation, metric, **options), title
     fixed = plan_experiment(metric, mde_rel=mde_rel, **options)
     evidence = "" if leader.ess is None else f", effective sample size {leader.ess:.4g} of {board.n_rounds}"
-    note = (f"planned for a fixed effect of {mde_rel:+.1%} (--mde-rel), not for the leading candidate's offline uplift: "
-            f"{leader.policy!r} leads with {leader.difference:+.4g} ({leader.estimator}{evidence}), an estimate "
-            "flagged unreliable; `causalrec plan --from-json` on the leaderboard plans for it anyway, with that warning")
+    note = (f"planned for a fixed effect of {mde_rel:+.1%} (--mde-rel), not for the leading candidate's offline "
+            f"uplift: {leader.policy!r} leads with {leader.difference:+.4g} ({leader.estimator}{evidence}), an "
+            "estimate flagged unreliable; `causalrec plan --from-json` on the leaderboard plans for it anyway, with "
+            "that warning")
     title = f"A/B test plan for a fixed {mde_rel:+.1%} effect (the leading candidate's estimate is flagged unreliable)"
     return replace(fixed, warnings=(note, *fixed.warnings)), title
 

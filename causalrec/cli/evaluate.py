@@ -48,7 +48,6 @@ def evaluate(
     json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON to this file."),
 ) -> None:
     """Estimate the value of a target policy from logged feedback, with intervals and diagnostics."""
-    check_outputs(("--json", json_out, False), inputs=(("--logs", logs), ("--target", target)))
     if ci != "bootstrap":
         refuse_unused(f"--ci {ci}", "--ci bootstrap", ("--n-bootstrap", n_bootstrap, 1000),
                       ("--bootstrap-method", bootstrap_method, "poisson"))
@@ -59,6 +58,7 @@ def evaluate(
         refuse_unused("--logs" if logs is not None else "no --dataset", "--dataset obd",
                       ("--campaign", campaign, "all"), ("--behavior", behavior, "random"),
                       ("--evaluation", evaluation, "bts"))
+    check_outputs(("--json", json_out, False), inputs=(("--logs", logs), ("--target", target)))
     from causalrec.data.feedback import LoggedFeedback
     from causalrec.ope import evaluate_policy
 

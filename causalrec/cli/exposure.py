@@ -93,8 +93,6 @@ def exposure(
     report: Path | None = typer.Option(None, help="Also write an HTML + JSON report into this folder."),
 ) -> None:
     """Estimate exposure: logging propensities and position bias of logs, or debiased training on ratings."""
-    check_outputs(("--json", json_out, False), ("--write-logs", write_logs, False), ("--report", report, True),
-                  inputs=(("--logs", logs), ("--scores", scores)))
     if examination not in EXAMINATION_CHOICES:
         raise fail(f"--examination: expected one of {', '.join(EXAMINATION_CHOICES)}; found {examination!r}")
     if dataset is not None and dataset not in ("obd", "coat"):
@@ -112,7 +110,10 @@ def exposure(
         refuse_unused("--logs" if logs is not None else "--dataset obd", "--dataset coat",
                       ("--propensity", propensity, "features"), ("--alpha", alpha, 0.05))
         if logs is not None:
-            refuse_unused("--logs", "--dataset obd", ("--campaign", campaign, "all"), ("--behavior", behavior, "random"))
+            refuse_unused("--logs", "--dataset obd", ("--campaign", campaign, "all"),
+                          ("--behavior", behavior, "random"))
+    check_outputs(("--json", json_out, False), ("--write-logs", write_logs, False), ("--report", report, True),
+                  inputs=(("--logs", logs), ("--scores", scores)))
 
     payload: dict = {}
     propensity_estimate = examination_estimate = ratings_result = None

@@ -95,8 +95,8 @@ def plan(
     report_dir: Path | None = typer.Option(None, "--report", help="Write report.html/report.json to this folder."),
 ) -> None:
     """Plan an A/B test: sample size per arm, MDE, sequential boundaries, assurance and duration."""
-    check_outputs(("--json", json_out, False), ("--report", report_dir, True), inputs=(("--from-json", from_json),))
     _refuse_unused(metric, sequential, from_json, daily_traffic, locals())
+    check_outputs(("--json", json_out, False), ("--report", report_dir, True), inputs=(("--from-json", from_json),))
     from causalrec import planning
 
     with held_warnings() as messages:
@@ -151,8 +151,9 @@ _PER_METRIC = {
 }
 _METRIC_OPTIONS = {"binary": ("--baseline",), "continuous": ("--baseline", "--sd"),
                    "ratio": ("--num-mean", "--den-mean", "--num-sd", "--den-sd", "--num-den-corr")}
-_OFFLINE_OPTIONS = (("--policy", "policy", None), ("--estimator", "estimator", None), ("--prior-mean", "prior_mean", None),
-                    ("--prior-sd", "prior_sd", None), ("--target-assurance", "target_assurance", 0.8))
+_OFFLINE_OPTIONS = (("--policy", "policy", None), ("--estimator", "estimator", None),
+                    ("--prior-mean", "prior_mean", None), ("--prior-sd", "prior_sd", None),
+                    ("--target-assurance", "target_assurance", 0.8))
 
 
 def _refuse_unused(metric: str, sequential: str, from_json, daily_traffic, given: dict) -> None:
@@ -169,7 +170,8 @@ def _refuse_unused(metric: str, sequential: str, from_json, daily_traffic, given
         refuse_unused("--sequential none", "a sequential design", ("--looks", given["looks"], 5))
     if daily_traffic is None:
         refuse_unused("no --daily-traffic", "a duration (--daily-traffic)",
-                      ("--traffic-fraction", given["traffic_fraction"], 1.0), ("--round-weeks", given["round_weeks"], False))
+                      ("--traffic-fraction", given["traffic_fraction"], 1.0),
+                      ("--round-weeks", given["round_weeks"], False))
 
 
 def _metric(planning, kind, method, baseline, sd, numerator_mean, denominator_mean, numerator_sd, denominator_sd, corr):

@@ -40,14 +40,14 @@ def select(
     report: Path | None = typer.Option(None, help="Also write an HTML + JSON report into this folder."),
 ) -> None:
     """Rank candidate recommenders by estimated uplift over a baseline, next to their accuracy on the logs."""
-    check_outputs(("--json", json_out, False), ("--report", report, True),
-                  inputs=(("--logs", logs), ("--scores", scores)))
     if dataset is not None and (logs is not None or scores is not None):
         raise fail(f"give --logs and --scores, or --dataset, not both (found --dataset {dataset} with "
                    f"{'--logs' if logs is not None else '--scores'})")
     if dataset in (None, "simulate"):
         refuse_unused(f"--dataset {dataset}" if dataset is not None else "--logs", "--dataset obd",
                       ("--campaign", campaign, "all"), ("--behavior", behavior, "random"))
+    check_outputs(("--json", json_out, False), ("--report", report, True),
+                  inputs=(("--logs", logs), ("--scores", scores)))
     from causalrec.data.feedback import LoggedFeedback
     from causalrec.selection import Candidate, default_candidates, select_models
 

@@ -61,6 +61,8 @@ def uplift(
     if refute and simulations < 2:  # checked before the fit, which the refuters would otherwise follow and waste
         raise fail(f"--simulations {simulations}: expected an integer >= 2 (a spread is needed for a p-value), "
                    "or --no-refute")
+    if dataset is None:
+        refuse_unused("--data", "--dataset hillstrom", ("--arm", arm, "mens"))
     check_outputs(("--json", json_out, False), ("--report", report, True), inputs=(("--data", data),))
     from causalrec.effects import DEFAULT_CANDIDATES, estimate_effect
 
@@ -82,7 +84,6 @@ def uplift(
                 treatment, outcome = "email", outcome or "visit"
                 confounder_list, holdout = list(HILLSTROM_CONFOUNDERS), 0.3 if holdout is None else holdout
             else:
-                refuse_unused("--data", "--dataset hillstrom", ("--arm", arm, "mens"))
                 if data is None or treatment is None or outcome is None:
                     raise fail("give --data, --treatment and --outcome (and --confounders), or --dataset")
                 frame = _read_table(data)
