@@ -101,6 +101,14 @@ def test_em_intervals_cover_the_truth_at_their_level_and_agree_with_harvesting()
     assert np.abs(gap).max() < 0.5 and 0.8 < np.min(error_ratio) and np.max(error_ratio) < 1.25
 
 
+@pytest.mark.parametrize(("options", "field"), [({"n_iterations": 0}, "n_iterations"), ({"tol": -1.0}, "tol"),
+                                                ({"n_iterations": 2.5}, "n_iterations")])
+def test_em_settings_are_checked(ranked_clicks, options, field):
+    with pytest.raises(ValidationError) as error:
+        estimate_examination(ranked_clicks, "em", **options)
+    assert error.value.field == field
+
+
 def test_em_warns_when_it_runs_out_of_iterations(ranked_clicks):
     with pytest.warns(CausalrecWarning, match=r"EM stopped at n_iterations=3 before its ratios"):
         early = estimate_examination(ranked_clicks, "em", n_iterations=3)

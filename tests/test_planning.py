@@ -326,6 +326,8 @@ def test_the_default_noninferiority_plan_uses_the_restricted_null_variance():
         (lambda: sample_size(BinaryMetric(0.05), mde_rel=0.02, variance_factor=1.5), "variance_factor"),
         (lambda: sample_size(BinaryMetric(0.05), mde_abs=0.0, alternative="two-sided", noninferiority_margin=0.01),
          "alternative"),
+        (lambda: sample_size(BinaryMetric(0.05), mde_abs=0.0, alternative="larger", noninferiority_margin=1.0),
+         "noninferiority_margin"),
         (lambda: sample_size(ContinuousMetric(1.0), mde_rel=0.1), "mean"),
         (lambda: ContinuousMetric(-1.0), "sd"),
     ],

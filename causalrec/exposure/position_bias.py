@@ -49,7 +49,7 @@ import pandas as pd
 from scipy import sparse
 
 from causalrec._arrays import as_index
-from causalrec._checks import positive
+from causalrec._checks import positive, positive_integer
 from causalrec._results import ResultMixin, to_jsonable
 from causalrec.data.feedback import LoggedFeedback
 from causalrec.exceptions import CausalrecWarning, ValidationError
@@ -137,6 +137,7 @@ def estimate_examination(
     """
     if method not in EXAMINATION_METHODS:
         raise ValidationError("method", f"one of {EXAMINATION_METHODS}", repr(method), owner=_OWNER)
+    n_iterations, tol = positive_integer(_OWNER, "n_iterations", n_iterations), positive(_OWNER, "tol", tol)
     clicks = _check_clicks(feedback)
     slots = feedback.position
     n_slots = feedback.n_positions

@@ -495,6 +495,8 @@ def build_test_design(metric: Metric, effect_abs: float | np.ndarray, settings: 
         else:
             shift = effect_abs + margin_shift
             alt_variance = p1 * (1 - p1) + p0 * (1 - p0) / r
+            if margin >= 1.0:
+                raise fail(_OWNER, "noninferiority_margin", "below 1 for a difference of two rates", margin)
             if metric.method == "pooled_null_unpooled_alt" and margin > 0:
                 # The score test's null variance: the rates that best fit the expected data on the null boundary
                 # (treatment - control = -margin_shift), Farrington & Manning (1990).
