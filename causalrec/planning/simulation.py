@@ -13,6 +13,7 @@ import numpy as np
 from scipy import stats
 
 from causalrec._checks import fail
+from causalrec.planning.power import restricted_rates
 
 _OWNER = "planning.simulation"
 
@@ -40,8 +41,6 @@ def two_proportion_z(
     ``unpooled``: Wald; ``cohen_h``: arcsine test of the treatment rate against ``control + null_difference``;
     ``baseline_variance``: the control arm's variance in both arms.
     """
-    from causalrec.planning.power import restricted_rates
-
     p1 = np.asarray(successes_treatment, dtype=float) / n_treatment
     p0 = np.asarray(successes_control, dtype=float) / n_control
     harmonic = 1.0 / n_treatment + 1.0 / n_control
