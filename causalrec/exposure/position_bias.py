@@ -199,10 +199,10 @@ def _harvest(groups, slots, clicks, n_slots, n_rounds, n_clicks) -> ExaminationE
     examination-weighted rounds). Treating the pairs as independent, or the groups as a sample (a sandwich over
     a handful of items), gave 95% intervals that covered 82-83% on a ranked PBM simulation."""
     n_groups = int(groups.max()) + 1
+    cell_group, cell_slot, cell_shown, cell_clicked = _cells(groups, slots, clicks, n_slots)
     shown = np.zeros((n_groups, n_slots))
     clicked = np.zeros((n_groups, n_slots))
-    np.add.at(shown, (groups, slots), 1.0)
-    np.add.at(clicked, (groups, slots), clicks)
+    shown[cell_group, cell_slot], clicked[cell_group, cell_slot] = cell_shown, cell_clicked
     found = [_pair_ratio(shown, clicked, first, second)
              for first in range(n_slots) for second in range(first + 1, n_slots)]
     pairs = [pair for pair in found if pair is not None and pair["variance"] > 0]
